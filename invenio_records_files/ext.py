@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: MIT
+"""Flask extension."""
+
+from copy import deepcopy
+
+from flask import Flask
+
+from . import config
+
+
+class InvenioRecordsFiles:
+    """Invenio-Records-Files extension."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        """Initialize the extension, on ``app`` if given."""
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the extension and its default configuration on ``app``."""
+        self.init_config(app)
+        app.extensions["invenio-records-files"] = self
+
+    @staticmethod
+    def init_config(app: Flask) -> None:
+        """Set the ``RECORDS_FILES_*`` defaults (a copy per application)."""
+        for name in dir(config):
+            if name.startswith("RECORDS_FILES_"):
+                app.config.setdefault(name, deepcopy(getattr(config, name)))

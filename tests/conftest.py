@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: MIT
+"""Pytest fixtures.
+
+Tests run against ``SQLALCHEMY_DATABASE_URI`` when it is set (PostgreSQL in
+CI), else against a SQLite file. A PostgreSQL database is created for the
+test session and dropped afterwards. Each test runs in a transaction that is
+rolled back at its end; code under test may commit (the commits become
+savepoints).
+"""
+
+import uuid
+
+import pytest
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+from invenio_db import db as db_
+from invenio_files_rest.models import Location
+from sqlalchemy.engine import make_url
+from sqlalchemy_utils import create_database, database_exists, drop_database
+
+from .helpers import StatementCounter, create_app, default_database_uri
+
+
+def pytest_report_header(config):
+    """Say which database the tests run on."""
+    uri = default_database_uri("<tmp>")
+    return f"database: {make_url(uri).render_as_string(hide_password=True)}"
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory):
+    """URI of a database of this test session's own."""
+    uri = default_database_uri(str(tmp_path_factory.mktemp("db")))
+    url = make_url(uri)
+    if url.get_backend_name() != "postgresql":
+        yield uri
+        return
+    url = url.set(database=f"irf_test_{uuid.uuid4().hex[:12]}")
+    uri = url.render_as_string(hide_password=False)
+    if not database_exists(uri):
+        create_database(uri)
+    try:
+        yield uri
+    finally:
+        drop_database(uri)
+
+
+@pytest.fixture(scope="session")
+def is_postgresql(database_uri):
+    """True when the tests run on PostgreSQL."""
+    return database_uri.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def app_config():
+    """Extra configuration of the test application."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def base_app(database_uri, app_config):
+    """Application with records, files and records-files."""
+    return create_app(database_uri, **app_config)
+
+
+@pytest.fixture(scope="session")
+def database(base_app):
+    """Create the tables once per session."""
+    with base_app.app_context():
+        db_.create_all()
+        yield db_
+        db_.session.remove()
+        db_.drop_all()
+
+
+@pytest.fixture
+def app(base_app, database):
+    """Application with a pushed application context."""
+    with base_app.app_context():
+        yield base_app
+
+
+@pytest.fixture
+def db(app, database):
+    """Database whose changes are rolled back after the test."""
+    connection = database.engine.connect()
+    transaction = connection.begin()
+
+    class ConnectionBoundSession(FlaskSQLAlchemySession):
+        # Flask-SQLAlchemy's get_bind() returns the engine; the connection
+        # (already in a transaction) makes commits become savepoints.
+        def get_bind(self, *args, **kwargs):
+            return connection
+
+    session = database._make_scoped_session(
+        options=dict(
+            bind=connection,
+            binds={},
+            join_transaction_mode="create_savepoint",
+            class_=ConnectionBoundSession,
+        )
+    )
+    original = database.session
+    database.session = session
+    try:
+        yield database
+    finally:
+        session.remove()
+        transaction.rollback()
+        connection.close()
+        database.session = original
+
+
+@pytest.fixture
+def location(db, tmp_path):
+    """Default files location in a temporary directory."""
+    loc = Location(name="testloc", uri=str(tmp_path / "files"), default=True)
+    db.session.add(loc)
+    db.session.commit()
+    return loc
+
+
+@pytest.fixture
+def statements(db):
+    """Statement counter on the test database."""
+    counter = StatementCounter(db.engine)
+    yield counter
+    counter.close()
+
+
+@pytest.fixture
+def postgresql_only(is_postgresql):
+    """Skip, visibly, a test that needs PostgreSQL."""
+    if not is_postgresql:
+        pytest.skip("needs PostgreSQL (set SQLALCHEMY_DATABASE_URI)")

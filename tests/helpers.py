@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: MIT
+"""Test and benchmark helpers: an application factory and a statement counter."""
+
+import gc
+import os
+from contextlib import contextmanager
+
+from flask import Flask
+from invenio_db import InvenioDB, db
+from invenio_files_rest import InvenioFilesREST
+from invenio_records import InvenioRecords
+from sqlalchemy import event
+
+from invenio_records_files import InvenioRecordsFiles
+
+
+def allow_all(*args, **kwargs):
+    """Permission factory that allows everything."""
+    return type("Allow", (), {"can": lambda self: True})()
+
+
+def deny_all(*args, **kwargs):
+    """Permission factory that denies everything."""
+    return type("Deny", (), {"can": lambda self: False})()
+
+
+def sqlite_savepoint_recipe(engine) -> None:
+    """Let pysqlite use SAVEPOINTs (SQLAlchemy's documented recipe)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+
+def default_database_uri(tmp_dir: str) -> str:
+    """Database from ``SQLALCHEMY_DATABASE_URI``, else SQLite in ``tmp_dir``."""
+    return os.environ.get("SQLALCHEMY_DATABASE_URI") or (
+        f"sqlite:///{os.path.join(tmp_dir, 'test.db')}"
+    )
+
+
+def create_app(database_uri: str, **config) -> Flask:
+    """Create a minimal Invenio application with records and files."""
+    app = Flask("testapp")
+    app.config.update(
+        SECRET_KEY="test-secret",
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=database_uri,
+        SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        FILES_REST_PERMISSION_FACTORY=allow_all,
+        FILES_REST_MULTIPART_CHUNKSIZE_MIN=2,
+        CELERY_TASK_ALWAYS_EAGER=True,
+        CELERY_TASK_EAGER_PROPAGATES=True,
+        CELERY_BROKER_URL="memory://",
+        CELERY_RESULT_BACKEND="cache",
+        CELERY_CACHE_BACKEND="memory",
+    )
+    app.config.update(config)
+    InvenioDB(app)
+    InvenioRecords(app)
+    InvenioFilesREST(app)
+    InvenioRecordsFiles(app)
+    if database_uri.startswith("sqlite"):
+        with app.app_context():
+            sqlite_savepoint_recipe(db.engine)
+    return app
+
+
+class StatementCounter:
+    """Count the SQL statements an engine executes inside ``count()``."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+        self._active = False
+        event.listen(engine, "before_cursor_execute", self._on_execute)
+
+    def _on_execute(self, conn, cursor, statement, parameters, context, many):
+        if self._active:
+            self.statements.append(statement)
+
+    @contextmanager
+    def count(self):
+        """Count the statements run in the block (garbage collector paused)."""
+        self.statements = []
+        gc.collect()
+        gc.disable()
+        self._active = True
+        try:
+            yield self
+        finally:
+            self._active = False
+            gc.enable()
+
+    @property
+    def total(self) -> int:
+        """Number of statements counted by the last ``count()`` block."""
+        return len(self.statements)
+
+    def close(self) -> None:
+        """Stop listening."""
+        event.remove(self.engine, "before_cursor_execute", self._on_execute)
