@@ -11,7 +11,8 @@ record's JSON).
 """
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from copy import copy
 from typing import Any
 
 from flask import current_app
@@ -21,10 +22,16 @@ from invenio_files_rest.errors import (
     InvalidKeyError,
     InvalidOperationError,
 )
-from invenio_files_rest.models import Bucket, ObjectVersion, ObjectVersionTag
+from invenio_files_rest.models import (
+    Bucket,
+    MultipartObject,
+    ObjectVersion,
+    ObjectVersionTag,
+)
 from invenio_records.api import Record as _Record
 from invenio_records.errors import MissingModelError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.exc import NoResultFound
 
 from .errors import KeyExistsError
 from .models import RecordsBuckets
@@ -79,7 +86,7 @@ class FileObject:
         return hasattr(type(self.obj), key) or key in self.data
 
     def get(self, key: str, default: Any = None) -> Any:
-        """Proxy to ``obj``.
+        """Get an object attribute or a metadata value, like ``self[key]``.
 
         :param key: Metadata key which holds the value.
         :returns: Metadata value of the specified key or default.
@@ -167,14 +174,20 @@ class FilesIterator:
         )
 
     def _wrap(self, obj: ObjectVersion, attach: bool = True) -> FileObject:
-        """Wrap ``obj`` with its metadata entry (created if missing)."""
-        if attach:
-            data = self.filesmap.setdefault(obj.key, {})
-        else:
-            data = dict(self.filesmap.get(obj.key, {}))
-        fileobj = self.file_cls(obj, data)
-        fileobj.dumps()
-        return fileobj
+        """Wrap ``obj`` with its metadata entry.
+
+        A file missing from ``_files`` gets a new entry, filled by
+        :meth:`FileObject.dumps` (and kept in ``filesmap`` when ``attach``).
+        """
+        data = self.filesmap.get(obj.key)
+        if data is None:
+            data = {}
+            if attach:
+                self.filesmap[obj.key] = data
+            fileobj = self.file_cls(obj, data)
+            fileobj.dumps()
+            return fileobj
+        return self.file_cls(obj, data if attach else dict(data))
 
     def __len__(self) -> int:
         """Get number of files."""
@@ -188,10 +201,15 @@ class FilesIterator:
             .count()
         )
 
-    def __iter__(self) -> Iterator[FileObject]:
-        """Get iterator."""
-        self._it = iter(self._objects())
-        return self
+    def __iter__(self) -> "FilesIterator":
+        """Get an iterator over the files (one query), in the record's order.
+
+        Each call returns an independent iterator, so nested loops over the
+        same ``files`` work.
+        """
+        iterator = copy(self)
+        iterator._it = iter(self._objects())
+        return iterator
 
     def __next__(self) -> FileObject:
         """Get next file item."""
@@ -415,6 +433,29 @@ def store_stream(bucket: Bucket, key: str, stream, **kwargs) -> ObjectVersion:
     return obj
 
 
+def merge_multipart(multipart: MultipartObject, version_id=None) -> ObjectVersion:
+    """Turn a completed multipart upload into a new version of its object.
+
+    Like :meth:`~invenio_files_rest.models.MultipartObject.merge_parts`:
+    computes the checksum, creates the object version and deletes the upload,
+    in one savepoint.
+
+    :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
+    """
+    multipart.file.update_checksum()
+    with db.session.begin_nested():
+        # Passing the file instance (not its id) avoids a query that would
+        # autoflush the half-built object version.
+        obj = ObjectVersion.create(
+            multipart.bucket,
+            multipart.key,
+            _file_id=multipart.file,
+            version_id=version_id,
+        )
+        multipart.delete()
+    return obj
+
+
 def remove_quietly(storage) -> None:
     """Remove a file's bytes from storage, logging (not raising) failures."""
     try:
@@ -548,6 +589,32 @@ class Record(_Record, FilesMixin):
                 RecordsBuckets.create(record=record.model, bucket=bucket)
                 record.__dict__["_linked_bucket_cache"] = bucket
         return record
+
+    @classmethod
+    def get_record(cls, id_, with_deleted: bool = False) -> "Record":
+        """Retrieve the record by id, with its linked bucket in the same query.
+
+        :param id_: record ID.
+        :param with_deleted: If ``True`` then it includes deleted records.
+        :raises sqlalchemy.orm.exc.NoResultFound: if there is no such record.
+        """
+        with db.session.no_autoflush:
+            query = (
+                db.session.query(cls.model_cls, Bucket)
+                .outerjoin(RecordsBuckets, RecordsBuckets.record_id == cls.model_cls.id)
+                .outerjoin(Bucket, Bucket.id == RecordsBuckets.bucket_id)
+                .filter(cls.model_cls.id == id_)
+            )
+            if not with_deleted:
+                query = query.filter(cls.model_cls.is_deleted != True)  # noqa: E712
+            row = query.first()
+            if row is None:
+                raise NoResultFound()
+            model, bucket = row
+            record = cls(model.data, model=model)
+            if bucket is not None:
+                record.__dict__["_linked_bucket_cache"] = bucket
+            return record
 
     @classmethod
     def create_bucket(cls, data) -> Bucket | None:

@@ -3,7 +3,9 @@
 
 from collections.abc import Iterable
 
+from flask import abort, request
 from invenio_files_rest.models import Bucket, ObjectVersion
+from invenio_files_rest.views import ObjectResource
 from invenio_records.errors import MissingModelError
 from sqlalchemy.orm import joinedload
 
@@ -53,4 +55,50 @@ def record_file_factory(pid, record, filename: str):
         return None
 
 
-__all__ = ("record_file_factory", "sorted_files_from_bucket")
+def file_download_ui(pid, record, _record_file_factory=None, **kwargs):
+    """File download view for a given record.
+
+    Plug this method into your ``RECORDS_UI_ENDPOINTS`` configuration:
+
+    .. code-block:: python
+
+        RECORDS_UI_ENDPOINTS = dict(
+            recid=dict(
+                # ...
+                route='/records/<pid_value>/files/<filename>',
+                view_imp='invenio_records_files.utils:file_download_ui',
+                record_class='invenio_records_files.api:Record',
+            )
+        )
+
+    The file is sent through Invenio-Files-REST (its object permission
+    check, checksum, safe headers, conditional and range requests). If
+    ``download`` is passed as a querystring argument, the file is sent as an
+    attachment.
+
+    :param pid: The :class:`invenio_pidstore.models.PersistentIdentifier`
+        instance.
+    :param record: The record metadata.
+    :param _record_file_factory: Function returning the file of a record
+        (default: :func:`record_file_factory`).
+    """
+    _record_file_factory = _record_file_factory or record_file_factory
+    fileobj = _record_file_factory(pid, record, kwargs.get("filename"))
+    if not fileobj:
+        abort(404)
+    obj = fileobj.obj
+    ObjectResource.check_object_permission(obj)
+    return ObjectResource.send_object(
+        obj.bucket,
+        obj,
+        expected_chksum=fileobj.get("checksum"),
+        logger_data={
+            "bucket_id": str(obj.bucket_id),
+            "pid_type": pid.pid_type,
+            "pid_value": pid.pid_value,
+        },
+        as_attachment="download" in request.args,
+    )
+
+
+__all__ = ("file_download_ui", "record_file_factory", "sorted_files_from_bucket")

@@ -6,12 +6,10 @@ import os
 from contextlib import contextmanager
 
 from flask import Flask
-from invenio_db import InvenioDB, db
-from invenio_files_rest import InvenioFilesREST
-from invenio_records import InvenioRecords
+from invenio_db import db
 from sqlalchemy import event
 
-from invenio_records_files import InvenioRecordsFiles
+from examples.app import create_app as create_example_app
 
 
 def allow_all(*args, **kwargs):
@@ -44,26 +42,20 @@ def default_database_uri(tmp_dir: str) -> str:
 
 
 def create_app(database_uri: str, **config) -> Flask:
-    """Create a minimal Invenio application with records and files."""
-    app = Flask("testapp")
-    app.config.update(
-        SECRET_KEY="test-secret",
-        TESTING=True,
-        SQLALCHEMY_DATABASE_URI=database_uri,
-        SQLALCHEMY_TRACK_MODIFICATIONS=False,
-        FILES_REST_PERMISSION_FACTORY=allow_all,
-        FILES_REST_MULTIPART_CHUNKSIZE_MIN=2,
-        CELERY_TASK_ALWAYS_EAGER=True,
-        CELERY_TASK_EAGER_PROPAGATES=True,
-        CELERY_BROKER_URL="memory://",
-        CELERY_RESULT_BACKEND="cache",
-        CELERY_CACHE_BACKEND="memory",
-    )
-    app.config.update(config)
-    InvenioDB(app)
-    InvenioRecords(app)
-    InvenioFilesREST(app)
-    InvenioRecordsFiles(app)
+    """Create the example application (``examples/app.py``) for tests.
+
+    Everything is allowed unless a test says otherwise; multipart parts may
+    be tiny; SQLite gets SAVEPOINT support so that tests can be rolled back.
+    """
+    settings = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "FILES_REST_PERMISSION_FACTORY": allow_all,
+        "FILES_REST_MULTIPART_CHUNKSIZE_MIN": 2,
+        "FILES_REST_TASK_WAIT_INTERVAL": 0.01,
+    }
+    settings.update(config)
+    app = create_example_app(**settings)
     if database_uri.startswith("sqlite"):
         with app.app_context():
             sqlite_savepoint_recipe(db.engine)

@@ -378,9 +378,21 @@ def test_iteration_follows_record_order(record_with_files):
     iterator = iter(files)
     assert iterator.next().key == "c.txt"
     assert next(iterator).key == "a.txt"
-    assert files.next().key == "b.txt"
+    assert [files.next().key for _ in range(3)] == ["c.txt", "a.txt", "b.txt"]
+    assert next(iterator).key == "b.txt"
     with pytest.raises(StopIteration):
         files.next()
+
+
+def test_nested_iteration(record_with_files):
+    files = record_with_files.files
+    pairs = [(x.key, y.key) for x in files for y in files]
+    assert len(pairs) == 9
+    assert [(a.key, b.key) for a, b in zip(files, files, strict=True)] == [
+        ("a.txt", "a.txt"),
+        ("b.txt", "b.txt"),
+        ("c.txt", "c.txt"),
+    ]
 
 
 def test_bucket_files_missing_from_record_order_follow(record_with_files):

@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: MIT
+"""Cost of the record files endpoints, next to plain Invenio-Files-REST.
+
+1. SQL statements to list a record's files (``GET /api/records/1/files``) and
+   the same bucket through Files-REST (``GET /api/files/<bucket>``), for
+   records with N files. Counts are exact; the budget is <= 8 at N = 300.
+2. Upload (PUT) and download (GET) of a large file (32 MiB by default) over
+   real HTTP on loopback, through the record endpoint and through Files-REST,
+   alternating, best of several rounds: the ratio record/Files-REST should
+   stay within 1.10. Also the statements each request runs.
+3. Peak memory (tracemalloc, server and client in this process) of an upload
+   and a download of 8 MiB and of 32 MiB: streamed transfers do not grow with
+   the file size.
+
+    python benchmarks/bench_rest.py
+    python benchmarks/bench_rest.py --sizes 10 300 --mib 32 --rounds 5
+"""
+
+import argparse
+import http.client
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import warnings
+from io import BytesIO
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from invenio_db import db
+from invenio_files_rest.models import Location, ObjectVersion
+from invenio_pidstore.models import PersistentIdentifier, PIDStatus
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from examples.app import create_app
+from invenio_records_files.api import Record
+from tests.helpers import StatementCounter
+
+# SQLAlchemy-Continuum's savepoint warning (see setup.cfg): harmless noise here.
+warnings.filterwarnings("ignore", "nested transaction already deassociated")
+
+LISTING_BUDGET = 8
+TIME_RATIO_BUDGET = 1.10
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Request handler that does not log."""
+
+    def log_request(self, *args, **kwargs):
+        """Do not log requests."""
+
+
+def make_record(pid_value: str, n: int) -> Record:
+    """Create a record with ``n`` files and a registered PID."""
+    record = Record.create({"title": pid_value})
+    files = record.files
+    for i in range(n):
+        files[f"file-{i:05d}.txt"] = BytesIO(b"line %d\n" % i)
+    record.commit()
+    PersistentIdentifier.create(
+        "recid",
+        pid_value,
+        object_type="rec",
+        object_uuid=record.id,
+        status=PIDStatus.REGISTERED,
+    )
+    db.session.commit()
+    return record
+
+
+def bench_listing(app, counter, sizes):
+    """Print the statements of a listing through both endpoints."""
+    print("\nlisting a record's files: SQL statements")
+    print(f"{'N':>6} {'record endpoint':>16} {'Files-REST':>11}")
+    failures = []
+    client = app.test_client()
+    for n in sizes:
+        record = make_record(f"list{n}", n)
+        bucket_id = record.bucket.id
+        db.session.remove()
+        counts = []
+        for url in (f"/api/records/list{n}/files", f"/api/files/{bucket_id}"):
+            with counter.count():
+                response = client.get(url)
+            assert response.status_code == 200, response.data
+            assert len(response.json["contents"]) == n
+            counts.append(counter.total)
+        print(f"{n:>6} {counts[0]:>16} {counts[1]:>11}")
+        if n == 300 and counts[0] > LISTING_BUDGET:
+            failures.append(f"listing 300 files: {counts[0]} > {LISTING_BUDGET}")
+    return failures
+
+
+def transfer(port, method, path, body_path=None, size=0):
+    """Send one request; stream the body from/to disk; return seconds."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    start = time.perf_counter()
+    if body_path:
+        with open(body_path, "rb") as fp:
+            connection.request(
+                method,
+                path,
+                body=fp,
+                headers={
+                    "Content-Length": str(size),
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+    else:
+        connection.request(method, path)
+    response = connection.getresponse()
+    received = 0
+    while chunk := response.read(1024 * 1024):
+        received += len(chunk)
+    elapsed = time.perf_counter() - start
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{method} {path}: {response.status}")
+    return elapsed, received
+
+
+def make_file(directory, mib):
+    """Write a file of ``mib`` MiB of pseudo-random bytes; return its path."""
+    path = os.path.join(directory, f"{mib}MiB.bin")
+    with open(path, "wb") as fp:
+        block = os.urandom(1024 * 1024)
+        for _ in range(mib):
+            fp.write(block)
+    return path
+
+
+def bench_transfers(app, counter, port, directory, mib, rounds):
+    """Compare upload and download times through both endpoints."""
+    record = make_record("big", 0)
+    bucket_id = record.bucket.id
+    db.session.remove()
+    path = make_file(directory, mib)
+    size = mib * 1024 * 1024
+    urls = {
+        "record": "/api/records/big/files/big.bin",
+        "Files-REST": f"/api/files/{bucket_id}/big.bin",
+    }
+    best = {(op, name): float("inf") for op in ("PUT", "GET") for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            seconds, _ = transfer(port, "PUT", url, path, size)
+            best["PUT", name] = min(best["PUT", name], seconds)
+            seconds, received = transfer(port, "GET", url)
+            assert received == size
+            best["GET", name] = min(best["GET", name], seconds)
+
+    statements = {}
+    client = app.test_client()
+    for name, url in urls.items():
+        with open(path, "rb") as fp:
+            with counter.count():
+                client.put(url, data=fp, content_length=size)
+            statements["PUT", name] = counter.total
+        db.session.remove()
+        with counter.count():
+            client.get(url).close()
+        statements["GET", name] = counter.total
+        db.session.remove()
+
+    print(f"\n{mib} MiB over HTTP on loopback, best of {rounds} (alternating)")
+    print(f"{'':<10}{'record':>10}{'Files-REST':>12}{'ratio':>8}   statements")
+    failures = []
+    for op in ("PUT", "GET"):
+        ratio = best[op, "record"] / best[op, "Files-REST"]
+        print(
+            f"{op:<10}{best[op, 'record']:>9.3f}s{best[op, 'Files-REST']:>11.3f}s"
+            f"{ratio:>8.2f}   {statements[op, 'record']} vs "
+            f"{statements[op, 'Files-REST']}"
+        )
+        if ratio > TIME_RATIO_BUDGET:
+            failures.append(f"{op} {mib} MiB: ratio {ratio:.2f} > {TIME_RATIO_BUDGET}")
+    versions = ObjectVersion.query.filter_by(bucket_id=bucket_id).count()
+    db.session.remove()
+    print(f"(object versions written: {versions})")
+    return failures
+
+
+def bench_memory(port, directory, sizes_mib):
+    """Print the peak memory of a streamed upload and download."""
+    print("\npeak memory (tracemalloc) of one transfer through the record endpoint")
+    peaks = {}
+    for mib in sizes_mib:
+        path = make_file(directory, mib)
+        size = mib * 1024 * 1024
+        url = f"/api/records/big/files/mem-{mib}.bin"
+        for method in ("PUT", "GET"):
+            tracemalloc.start()
+            transfer(port, method, url, path if method == "PUT" else None, size)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            peaks[method, mib] = peak
+            print(f"{method} {mib:>4} MiB: peak {peak / 1024 / 1024:6.2f} MiB")
+    return peaks
+
+
+def main() -> int:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 300])
+    parser.add_argument("--mib", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    directory = tempfile.mkdtemp(prefix="irf-bench-rest-")
+    app = create_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{directory}/bench.db")
+    failures = []
+    with app.app_context():
+        db.create_all()
+        db.session.add(Location(name="bench", uri=f"{directory}/files", default=True))
+        db.session.commit()
+        counter = StatementCounter(db.engine)
+        server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler
+        )
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            failures += bench_listing(app, counter, args.sizes)
+            failures += bench_transfers(
+                app, counter, server.server_port, directory, args.mib, args.rounds
+            )
+            bench_memory(server.server_port, directory, [8, args.mib])
+        finally:
+            server.shutdown()
+            counter.close()
+            db.session.remove()
+    shutil.rmtree(directory, ignore_errors=True)
+    if failures:
+        print("\nOVER BUDGET: " + "; ".join(failures))
+        return 1
+    print("\nall budgets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+# SPDX-License-Identifier: MIT
+"""Example Invenio API application with records that own files.
+
+A complete, minimal application laid out like an Invenio instance, whose
+REST API lives under ``/api``: Invenio-Records-REST serves ``/api/records/``,
+Invenio-Records-Files serves each record's files under
+``/api/records/<pid>/files`` and Invenio-Files-REST serves
+``/api/files/<bucket_id>``; the download view of Invenio-Records-UI answers at
+``/records/<pid>/files/<filename>``. It runs on SQLite in a temporary
+directory and allows everything to everyone: a demo, not a deployment.
+
+Run the whole demo (set-up included) with ``examples/run-demo.sh``; or
+
+    python examples/app.py            # scripted HTTP walk-through
+    python examples/app.py --serve    # then keep serving on 127.0.0.1:5000
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import warnings
+
+from flask import Flask
+from flask_babel import Babel
+from flask_celeryext import FlaskCeleryExt
+from flask_login import LoginManager
+from invenio_db import InvenioDB, db
+from invenio_files_rest import InvenioFilesREST
+from invenio_files_rest.models import Location
+from invenio_files_rest.views import blueprint as files_rest_blueprint
+from invenio_pidstore import InvenioPIDStore
+from invenio_records import InvenioRecords
+from invenio_records_rest import InvenioRecordsREST
+from invenio_records_rest.utils import PIDConverter, allow_all
+from invenio_records_rest.views import (
+    create_blueprint_from_app as create_records_rest_blueprint,
+)
+from invenio_records_ui import InvenioRecordsUI
+from invenio_records_ui.views import create_blueprint as create_records_ui_blueprint
+from invenio_rest import InvenioREST
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from invenio_records_files import InvenioRecordsFiles
+from invenio_records_files.views import (
+    create_blueprint_from_app as create_records_files_blueprint,
+)
+
+RECORD_CLASS = "invenio_records_files.api:Record"
+
+# SQLAlchemy-Continuum (record versioning, used by Invenio-Records) warns when
+# a savepoint ends before its own; harmless (see setup.cfg).
+warnings.filterwarnings("ignore", "nested transaction already deassociated")
+
+
+def records_rest_endpoints() -> dict:
+    """Return a fresh records-rest configuration (records-rest mutates it)."""
+    return {
+        "recid": {
+            "pid_type": "recid",
+            "pid_minter": "recid",
+            "pid_fetcher": "recid",
+            "record_class": RECORD_CLASS,
+            "list_route": "/records/",
+            "item_route": (
+                f'/records/<pid(recid,record_class="{RECORD_CLASS}"):pid_value>'
+            ),
+            "indexer_class": None,
+            "record_serializers": {
+                "application/json": "invenio_records_rest.serializers:json_v1_response"
+            },
+            "search_serializers": {
+                "application/json": "invenio_records_rest.serializers:json_v1_search"
+            },
+            "default_media_type": "application/json",
+            "links_factory_imp": (
+                "invenio_records_files.links:default_record_files_links_factory"
+            ),
+            "read_permission_factory_imp": allow_all,
+            "create_permission_factory_imp": allow_all,
+            "update_permission_factory_imp": allow_all,
+            "delete_permission_factory_imp": allow_all,
+        }
+    }
+
+
+def create_app(**config) -> Flask:
+    """Create the example application; ``config`` overrides the defaults."""
+    app = Flask("records_files_example")
+    app.config.update(
+        SECRET_KEY="CHANGE ME",  # noqa: S106 - demo only
+        SQLALCHEMY_DATABASE_URI="sqlite://",
+        SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        # Celery runs Files-REST's tasks (multipart merge) in-process.
+        CELERY_TASK_ALWAYS_EAGER=True,
+        CELERY_TASK_EAGER_PROPAGATES=True,
+        CELERY_BROKER_URL="memory://",
+        CELERY_RESULT_BACKEND="cache",
+        CELERY_CACHE_BACKEND="memory",
+        # Everybody may do everything: a demo.
+        FILES_REST_PERMISSION_FACTORY=allow_all,
+        RECORDS_UI_DEFAULT_PERMISSION_FACTORY=None,
+        RECORDS_REST_ENDPOINTS=records_rest_endpoints(),
+        RECORDS_REST_DEFAULT_READ_PERMISSION_FACTORY=allow_all,
+        RECORDS_FILES_REST_ENDPOINTS={"RECORDS_REST_ENDPOINTS": {"recid": "/files"}},
+        RECORDS_UI_ENDPOINTS={
+            "recid_files": {
+                "pid_type": "recid",
+                "route": "/records/<pid_value>/files/<filename>",
+                "view_imp": "invenio_records_files.utils:file_download_ui",
+                "record_class": RECORD_CLASS,
+            }
+        },
+    )
+    app.config.update(config)
+    Babel(app)
+    LoginManager(app).user_loader(lambda user_id: None)  # anonymous users only
+    FlaskCeleryExt(app)
+    InvenioREST(app)
+    InvenioDB(app)
+    InvenioRecords(app)
+    InvenioPIDStore(app)
+    InvenioFilesREST(app)
+    InvenioRecordsREST(app)
+    InvenioRecordsUI(app)
+    InvenioRecordsFiles(app)
+    app.url_map.converters["pid"] = PIDConverter
+    app.register_blueprint(create_records_rest_blueprint(app), url_prefix="/api")
+    app.register_blueprint(files_rest_blueprint, url_prefix="/api/files")
+    app.register_blueprint(create_records_files_blueprint(app), url_prefix="/api")
+    app.register_blueprint(
+        create_records_ui_blueprint(app.config["RECORDS_UI_ENDPOINTS"])
+    )
+    return app
+
+
+# -- the demo -----------------------------------------------------------------
+
+
+class Client:
+    """Minimal HTTP client (standard library) that prints every exchange."""
+
+    def __init__(self, base_url: str, out=sys.stdout) -> None:
+        self.base_url = base_url
+        self.out = out
+
+    def request(self, method: str, path: str, data=None, headers=None, show=True):
+        """Send a request; print it and the response; return (status, body)."""
+        url = path if path.startswith("http") else self.base_url + path
+        request = urllib.request.Request(  # noqa: S310 - http:// URLs we build
+            url, data=data, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request) as response:  # noqa: S310
+                status, body, content_type = (
+                    response.status,
+                    response.read(),
+                    response.headers.get("Content-Type", ""),
+                )
+        except urllib.error.HTTPError as error:
+            status, body, content_type = (
+                error.code,
+                error.read(),
+                error.headers.get("Content-Type", ""),
+            )
+        sent = f" ({len(data)} bytes)" if data else ""
+        print(f"\n{method} {url}{sent}", file=self.out)
+        print(f"<-- {status}", file=self.out)
+        if show and body:
+            print(_preview(body, content_type), file=self.out)
+        return status, body
+
+    def json(self, method: str, path: str, payload=None, **kwargs):
+        """Send JSON (if any) and decode the JSON answer."""
+        data = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        status, body = self.request(method, path, data=data, headers=headers, **kwargs)
+        return status, (json.loads(body) if body.strip() else None)
+
+
+def _preview(body: bytes, content_type: str) -> str:
+    if "json" in content_type:
+        text = json.dumps(json.loads(body), indent=2)
+    else:
+        text = body.decode("utf-8", "replace")
+    lines = text.splitlines()
+    if len(lines) > 40:
+        lines = [*lines[:40], f"    ... ({len(lines) - 40} more lines)"]
+    return "\n".join(f"    {line}" for line in lines)
+
+
+def expect(status: int, expected: int, what: str) -> None:
+    """Stop the demo when an answer is not the expected one."""
+    if status != expected:
+        raise SystemExit(f"unexpected answer to {what}: {status} != {expected}")
+
+
+def walk_through(client: Client) -> None:
+    """Create a record, then upload, list, download and delete its files."""
+    status, record = client.json("POST", "/api/records/", {"title": "A dataset"})
+    expect(status, 201, "creating a record")
+    files = record["links"]["files"]
+    pid = record["id"]
+
+    for key, content in [("hello.txt", b"Hello, World\n"), ("data.csv", b"x,y\n1,2\n")]:
+        status, _ = client.request(
+            "PUT",
+            f"{files}/{key}",
+            data=content,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        expect(status, 200, f"uploading {key}")
+
+    status, _ = client.json("GET", files)
+    expect(status, 200, "listing the files")
+
+    status, _ = client.request("GET", f"{files}/hello.txt")
+    expect(status, 200, "downloading hello.txt")
+    status, _ = client.request("GET", f"/records/{pid}/files/data.csv?download")
+    expect(status, 200, "downloading data.csv through the UI view")
+
+    status, _ = client.request(
+        "PUT",
+        f"{files}/hello.txt",
+        data=b"Hello again\n",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    expect(status, 200, "uploading a new version of hello.txt")
+    status, _ = client.json("GET", f"{files}?versions")
+    expect(status, 200, "listing versions")
+
+    status, _ = client.request("DELETE", f"{files}/data.csv")
+    expect(status, 204, "deleting data.csv")
+    status, _ = client.json("GET", files)
+    expect(status, 200, "listing the files")
+    status, _ = client.request("GET", f"{files}/data.csv")
+    expect(status, 404, "downloading a deleted file")
+
+    status, _ = client.json("GET", f"/api/records/{pid}")
+    expect(status, 200, "reading the record")
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Request handler that leaves the printing to the demo."""
+
+    def log_request(self, *args, **kwargs):
+        """Do not log requests."""
+
+
+def main(argv=None) -> int:
+    """Set up the example application and run the walk-through over HTTP."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", action="store_true", help="keep serving")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+
+    directory = tempfile.mkdtemp(prefix="irf-example-")
+    app = create_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{directory}/example.db")
+    with app.app_context():
+        db.create_all()
+        db.session.add(Location(name="local", uri=f"{directory}/files", default=True))
+        db.session.commit()
+
+    server = make_server(
+        "127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler
+    )
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    print(f"Example app on {base_url} (data in {directory})")
+    try:
+        walk_through(Client(base_url))
+        if args.serve:
+            print(
+                f"\nServing on {base_url}; try:\n  curl {base_url}/api/records/1/files"
+            )
+            print("Press Ctrl+C to stop.")
+            thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        shutil.rmtree(directory, ignore_errors=True)
+    print("\nDone.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: MIT
+"""SQL statements per operation do not grow with the number of files.
+
+Budgets from the issue, for a record loaded afresh; ``benchmarks/bench_api.py``
+prints the same counts (and timings) for 10 to 3,000 files.
+"""
+
+from io import BytesIO
+
+import pytest
+
+from invenio_records_files.api import Record
+
+
+def last_key(n):
+    return f"file-{n - 1:03d}.txt"
+
+
+def metadata_and_flush(record, key):
+    files = record.files
+    files[key]["description"] = "updated"
+    files.flush()
+
+
+OPERATIONS = {
+    "add": (20, lambda r, k: r.files.__setitem__("new.txt", BytesIO(b"new"))),
+    "new-version": (20, lambda r, k: r.files.__setitem__(k, BytesIO(b"v2"))),
+    "dumps": (3, lambda r, k: r.files.dumps()),
+    "iterate": (3, lambda r, k: [f["size"] for f in r.files]),
+    "len": (3, lambda r, k: len(r.files)),
+    "in": (3, lambda r, k: k in r.files),
+    "getitem": (3, lambda r, k: r.files[k]["checksum"]),
+    "keys": (3, lambda r, k: r.files.keys),
+    "sort_by": (6, lambda r, k: r.files.sort_by(k)),
+    "rename": (30, lambda r, k: r.files.rename(k, "renamed.txt")),
+    "delete": (25, lambda r, k: r.files.__delitem__(k)),
+    "metadata-flush": (20, metadata_and_flush),
+}
+
+
+def record_with(n, db):
+    record = Record.create({})
+    files = record.files
+    for i in range(n):
+        files[f"file-{i:03d}.txt"] = BytesIO(b"%d" % i)
+    record.commit()
+    record_id = record.id
+    db.session.commit()
+    db.session.expunge_all()
+    return Record.get_record(record_id)
+
+
+def count(statements, db, n, operation):
+    record = record_with(n, db)
+    with statements.count():
+        operation(record, last_key(n))
+    return statements.total
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_statements_are_constant_and_within_budget(db, location, statements, name):
+    budget, operation = OPERATIONS[name]
+    few = count(statements, db, 2, operation)
+    many = count(statements, db, 40, operation)
+    assert many == few
+    assert many <= budget
