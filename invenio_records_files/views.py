@@ -37,8 +37,9 @@ from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.routing import BuildError
 
-from .api import FilesMixin, Record, merge_multipart
+from .api import FilesMixin, Record
 from .serializer import json_serializer
+from .storage import merge_multipart
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
