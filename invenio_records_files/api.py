@@ -9,16 +9,22 @@ stores the record's JSON).
 """
 
 from collections.abc import Mapping
+from copy import deepcopy
 
+from flask import current_app
 from invenio_db import db
 from invenio_files_rest.models import Bucket
 from invenio_records.api import Record as _Record
 from invenio_records.errors import MissingModelError
+from invenio_records.signals import after_record_revert, before_record_revert
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import NoResultFound
 
 from .files import FileObject, FilesIterator
 from .models import RecordsBuckets
+from .storage import remove_bucket as remove_bucket_and_files
 from .storage import remove_quietly
+from .sync import MANAGED_FIELDS, keep_managed_fields
 
 __all__ = ("FileObject", "FilesIterator", "FilesMixin", "Record")
 
@@ -236,19 +242,100 @@ class Record(_Record, FilesMixin):
         self.__dict__["_bucket_cache"] = bucket
         return bucket
 
-    def delete(self, force: bool = False) -> "Record":
+    def commit(self, **kwargs) -> "Record":
+        """Store changes of the record, keeping the server-managed fields.
+
+        ``_bucket`` and ``_files`` cannot be removed or changed through the
+        record's dictionary: they are restored from the stored record (see
+        :func:`~invenio_records_files.sync.keep_managed_fields`), unless the
+        files were changed through :attr:`files` of this record object. The
+        record row is locked until the end of the transaction.
+
+        .. versionchanged:: 2.0.0
+           ``_bucket`` and ``_files`` are managed by the server.
+        """
+        if self.model is None or self.model.is_deleted:
+            raise MissingModelError()
+        with db.session.begin_nested():
+            keep_managed_fields(self)
+            super().commit(**kwargs)
+        self.__dict__.pop("_files_changed", None)
+        return self
+
+    def revert(self, revision_id: int) -> "Record":
+        """Revert the record's metadata to a revision, keeping its files.
+
+        ``_bucket`` and ``_files`` describe the bucket as it is now, so they
+        are kept rather than reverted. Signals and extensions run as in
+        Invenio-Records.
+
+        .. versionchanged:: 2.0.0
+        """
+        if self.model is None:
+            raise MissingModelError()
+        revision = self.revisions[revision_id]
+        json = {
+            field: value
+            for field, value in (revision.model.json or {}).items()
+            if field not in MANAGED_FIELDS
+        }
+        json.update(
+            (field, deepcopy(value))
+            for field, value in (self.model.json or {}).items()
+            if field in MANAGED_FIELDS
+        )
+        app = current_app._get_current_object()
+        with db.session.begin_nested():
+            if self.send_signals:
+                before_record_revert.send(app, record=self)
+            for extension in self._extensions:
+                extension.pre_revert(self, revision)
+            self.model.json = json
+            flag_modified(self.model, "json")
+            db.session.merge(self.model)
+        if self.send_signals:
+            after_record_revert.send(app, record=self)
+        record = self.__class__(self.model.data, model=self.model)
+        for extension in self._extensions:
+            extension.post_revert(record, revision)
+        return record
+
+    def delete(self, force: bool = False, remove_bucket: bool = False) -> "Record":
         """Delete a record and also remove the RecordsBuckets if necessary.
 
         :param force: True to remove also the
             :class:`~invenio_records_files.models.RecordsBuckets` object.
+        :param remove_bucket: With ``force``, also remove the bucket and its
+            objects, unless another record links to the bucket; the stored
+            bytes are removed after the transaction commits.
         :returns: Deleted record.
+        :raises ValueError: if ``remove_bucket`` is given without ``force``.
+
+        .. versionchanged:: 2.0.0
+           ``remove_bucket``.
         """
         if self.model is None:
             raise MissingModelError()
+        if remove_bucket and not force:
+            raise ValueError("remove_bucket=True needs force=True.")
         with db.session.begin_nested():
+            bucket = self._linked_bucket() if remove_bucket else None
             if force:
                 db.session.query(RecordsBuckets).filter(
                     RecordsBuckets.record_id == self.id
                 ).delete(synchronize_session=False)
                 self.__dict__.pop("_linked_bucket_cache", None)
-            return super().delete(force=force)
+            result = super().delete(force=force)
+            if bucket is not None and not _is_linked(bucket):
+                remove_bucket_and_files(bucket)
+        return result
+
+
+def _is_linked(bucket: Bucket) -> bool:
+    """Tell whether a record links to ``bucket``."""
+    return (
+        db.session.query(RecordsBuckets.record_id)
+        .filter(RecordsBuckets.bucket_id == bucket.id)
+        .first()
+        is not None
+    )

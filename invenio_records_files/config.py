@@ -25,3 +25,16 @@ follows:
 
 ``{'recid': '/myawesomefiles'}`` gives ``/records/1/myawesomefiles``.
 """
+
+RECORDS_FILES_REST_UPDATE_RECORD = True
+"""Keep the record's ``_files`` in step with uploads and deletions over REST.
+
+When ``True`` (the default), every change made through the record files
+endpoints (upload, new version, delete, completion of a multipart upload)
+also updates the record's ``_files`` and commits the record (a new revision,
+with Invenio-Records' signals), in the same database transaction as the
+change of the bucket. Set it to ``False`` to leave the record untouched, as
+Invenio-Records-Files 1.x did.
+
+.. versionadded:: 2.0.0
+"""

@@ -70,6 +70,9 @@ class FileObject:
         if self._is_reserved(key):
             raise KeyError(key)
         self.data[key] = value
+        on_change = self.__dict__.get("_on_change")
+        if on_change is not None:
+            on_change()
 
     def __contains__(self, key: str) -> bool:
         """Tell whether ``key`` is an object attribute or a metadata key."""
@@ -176,8 +179,13 @@ class FilesIterator:
                 self.filesmap[obj.key] = data
             fileobj = self.file_cls(obj, data)
             fileobj.dumps()
-            return fileobj
-        return self.file_cls(obj, data if attach else dict(data))
+        else:
+            fileobj = self.file_cls(obj, data if attach else dict(data))
+        if attach:
+            # Metadata edits through the file object count as changes of the
+            # record's files (see Record.commit()).
+            fileobj.__dict__["_on_change"] = self._mark_changed
+        return fileobj
 
     def __len__(self) -> int:
         """Get number of files."""
@@ -254,11 +262,39 @@ class FilesIterator:
         self.filesmap = OrderedDict((entry["key"], entry) for entry in files)
         if files or "_files" in self.record:
             self.record["_files"] = files
+            self._mark_changed()
+
+    def sync(self, key: str) -> FileObject | None:
+        """Bring the ``_files`` entry of ``key`` in line with the bucket.
+
+        One query: a file that exists gets its file fields refreshed (new
+        keys go to the end, known keys keep their position and metadata); a
+        key without a file any more loses its entry.
+
+        :returns: The file, or ``None`` if the bucket has no file ``key``.
+
+        .. versionadded:: 2.0.0
+        """
+        self._ensure_filesmap()
+        obj = self._get_object(key)
+        if obj is None:
+            self.filesmap.pop(key, None)
+            self._write_record()
+            return None
+        fileobj = self._wrap(obj)
+        fileobj.dumps()
+        self._write_record()
+        return fileobj
+
+    def _mark_changed(self) -> None:
+        """Remember that the record's files were changed through this API."""
+        self.record.__dict__["_files_changed"] = True
 
     def _write_record(self) -> None:
         """Write the in-memory file list to the record's ``_files``."""
         if self.filesmap or "_files" in self.record:
             self.record["_files"] = list(self.filesmap.values())
+            self._mark_changed()
 
     def _ensure_filesmap(self) -> None:
         """Load the bucket's files into ``_files`` if the record has none yet.

@@ -8,7 +8,40 @@ left behind.
 
 from flask import current_app
 from invenio_db import db
-from invenio_files_rest.models import Bucket, MultipartObject, ObjectVersion
+from invenio_files_rest.models import (
+    Bucket,
+    BucketTag,
+    FileInstance,
+    MultipartObject,
+    ObjectVersion,
+    ObjectVersionTag,
+    Part,
+)
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
+
+
+def write_file(
+    bucket: Bucket, stream, size: int | None = None, size_limit=None
+) -> FileInstance:
+    """Write ``stream`` to a new file instance in ``bucket``'s location.
+
+    The file instance is added to the session; nothing links it to an object
+    yet. If writing fails, the storage removes the partial bytes.
+
+    :param size: Expected number of bytes, if known.
+    :param size_limit: Limit (bytes or a Files-REST size limiter) enforced
+        while writing.
+    """
+    fileinstance = FileInstance.create()
+    fileinstance.set_contents(
+        stream,
+        size=size,
+        size_limit=size_limit,
+        default_location=bucket.location.uri,
+        default_storage_class=bucket.default_storage_class,
+    )
+    return fileinstance
 
 
 def store_stream(bucket: Bucket, key: str, stream, **kwargs) -> ObjectVersion:
@@ -19,39 +52,17 @@ def store_stream(bucket: Bucket, key: str, stream, **kwargs) -> ObjectVersion:
 
     :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
     """
-    storage = None
+    fileinstance = None
     try:
         with db.session.begin_nested():
-            obj = ObjectVersion.create(bucket, key)
-            obj.set_contents(stream, **kwargs)
-            storage = obj.file.storage()
+            fileinstance = write_file(
+                bucket, stream, size_limit=bucket.size_limit, **kwargs
+            )
+            obj = ObjectVersion.create(bucket, key, _file_id=fileinstance)
     except Exception:
-        if storage is not None:
-            remove_quietly(storage)
+        if fileinstance is not None and fileinstance.uri:
+            remove_quietly(fileinstance.storage())
         raise
-    return obj
-
-
-def merge_multipart(multipart: MultipartObject, version_id=None) -> ObjectVersion:
-    """Turn a completed multipart upload into a new version of its object.
-
-    Like :meth:`~invenio_files_rest.models.MultipartObject.merge_parts`:
-    computes the checksum, creates the object version and deletes the upload,
-    in one savepoint.
-
-    :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
-    """
-    multipart.file.update_checksum()
-    with db.session.begin_nested():
-        # Passing the file instance (not its id) avoids a query that would
-        # autoflush the half-built object version.
-        obj = ObjectVersion.create(
-            multipart.bucket,
-            multipart.key,
-            _file_id=multipart.file,
-            version_id=version_id,
-        )
-        multipart.delete()
     return obj
 
 
@@ -61,3 +72,106 @@ def remove_quietly(storage) -> None:
         storage.delete()
     except Exception:
         current_app.logger.exception("Could not remove %s from storage.", storage)
+
+
+def remove_bucket(bucket: Bucket) -> None:
+    """Remove ``bucket`` with everything in it, for good.
+
+    Deletes the bucket's object versions and their tags, its multipart
+    uploads and their parts, its tags and the bucket itself, and the file
+    instances that no other bucket uses. Their bytes are removed through the
+    storage API once the transaction commits (and kept if it rolls back).
+
+    .. versionadded:: 2.0.0
+    """
+    bucket_id = bucket.id
+    with db.session.begin_nested():
+        own = set(
+            db.session.scalars(
+                select(ObjectVersion.file_id).where(
+                    ObjectVersion.bucket_id == bucket_id,
+                    ObjectVersion.file_id.isnot(None),
+                )
+            )
+        ) | set(
+            db.session.scalars(
+                select(MultipartObject.file_id).where(
+                    MultipartObject.bucket_id == bucket_id
+                )
+            )
+        )
+        shared = (
+            set(
+                db.session.scalars(
+                    select(ObjectVersion.file_id).where(
+                        ObjectVersion.bucket_id != bucket_id,
+                        ObjectVersion.file_id.in_(own),
+                    )
+                )
+            )
+            | set(
+                db.session.scalars(
+                    select(MultipartObject.file_id).where(
+                        MultipartObject.bucket_id != bucket_id,
+                        MultipartObject.file_id.in_(own),
+                    )
+                )
+            )
+            if own
+            else set()
+        )
+        versions = select(ObjectVersion.version_id).where(
+            ObjectVersion.bucket_id == bucket_id
+        )
+        uploads = select(MultipartObject.upload_id).where(
+            MultipartObject.bucket_id == bucket_id
+        )
+        for statement in (
+            delete(ObjectVersionTag).where(ObjectVersionTag.version_id.in_(versions)),
+            delete(ObjectVersion).where(ObjectVersion.bucket_id == bucket_id),
+            delete(Part).where(Part.upload_id.in_(uploads)),
+            delete(MultipartObject).where(MultipartObject.bucket_id == bucket_id),
+            delete(BucketTag).where(BucketTag.bucket_id == bucket_id),
+            delete(Bucket).where(Bucket.id == bucket_id),
+        ):
+            db.session.execute(
+                statement, execution_options={"synchronize_session": False}
+            )
+        exclusive = own - shared
+        storages = []
+        if exclusive:
+            for fileinstance in db.session.scalars(
+                select(FileInstance).where(FileInstance.id.in_(exclusive))
+            ):
+                if fileinstance.uri:
+                    storages.append(fileinstance.storage())
+            db.session.execute(
+                delete(FileInstance).where(FileInstance.id.in_(exclusive)),
+                execution_options={"synchronize_session": False},
+            )
+    db.session.expunge(bucket)
+    remove_after_commit(storages)
+
+
+_PENDING = "invenio_records_files.remove_after_commit"
+
+
+def remove_after_commit(storages) -> None:
+    """Remove these files' bytes when the session's transaction commits.
+
+    Any rollback in the meantime (even of a savepoint) cancels the removal:
+    bytes may be left behind, but never removed while still referenced.
+    """
+    if storages:
+        db.session().info.setdefault(_PENDING, []).extend(storages)
+
+
+@event.listens_for(Session, "after_commit")
+def _remove_pending(session) -> None:
+    for storage in session.info.pop(_PENDING, []):
+        remove_quietly(storage)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _cancel_pending(session, previous_transaction) -> None:
+    session.info.pop(_PENDING, None)

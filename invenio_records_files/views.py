@@ -13,10 +13,11 @@ import uuid
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
 from invenio_db import db
-from invenio_files_rest.errors import BucketLockedError
+from invenio_files_rest.errors import BucketLockedError, FileSizeError
 from invenio_files_rest.models import MultipartObject, ObjectVersion
-from invenio_files_rest.proxies import current_permission_factory
-from invenio_files_rest.signals import file_uploaded
+from invenio_files_rest.proxies import current_files_rest, current_permission_factory
+from invenio_files_rest.signals import file_deleted, file_uploaded
+from invenio_files_rest.tasks import remove_file_data
 from invenio_files_rest.views import (
     BucketResource,
     ObjectResource,
@@ -37,9 +38,9 @@ from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.routing import BuildError
 
+from . import sync
 from .api import FilesMixin, Record
 from .serializer import json_serializer
-from .storage import merge_multipart
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
@@ -139,7 +140,73 @@ class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
 
 
 class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
-    """A file of a record: download, upload, delete, multipart uploads."""
+    """A file of a record: download, upload, delete, multipart uploads.
+
+    Writes go through :mod:`invenio_records_files.sync`, which locks the
+    record and its bucket, changes the bucket, updates the record's
+    ``_files`` (``RECORDS_FILES_REST_UPDATE_RECORD``) and commits the record,
+    all in one transaction committed here.
+    """
+
+    @property
+    def update_record(self) -> bool:
+        """Tell whether writes update the record's ``_files``."""
+        return current_app.config["RECORDS_FILES_REST_UPDATE_RECORD"]
+
+    def create_object(self, bucket, key):
+        """Upload a new object (or a new version of it)."""
+        stream, content_length, content_md5, tags = current_files_rest.upload_factory()
+        size_limit = bucket.size_limit
+        if content_length and size_limit and content_length > size_limit:
+            raise FileSizeError(
+                description="File size limit exceeded."
+                if isinstance(size_limit, int)
+                else size_limit.reason
+            )
+        obj = sync.upload(
+            self.record,
+            bucket,
+            key,
+            stream,
+            size=content_length,
+            size_limit=size_limit,
+            content_md5=content_md5,
+            tags=tags,
+            update_record=self.update_record,
+        )
+        db.session.commit()
+        file_uploaded.send(current_app._get_current_object(), obj=obj)
+        return self.make_response(
+            data=obj,
+            context={"class": ObjectVersion, "bucket": bucket},
+            etag=obj.file.checksum,
+        )
+
+    @need_permissions(
+        lambda self, bucket, obj, *args: obj,
+        "object-delete",
+        hidden=False,  # Because get_object permission check has already run
+    )
+    def delete_object(self, bucket, obj, version_id):
+        """Delete an object (delete marker) or one of its versions."""
+        if version_id is not None:
+            check_permission(
+                current_permission_factory(bucket, "object-delete-version"),
+                hidden=False,
+            )
+        deleted = sync.delete(
+            self.record,
+            bucket,
+            obj.key,
+            version_id=version_id,
+            update_record=self.update_record,
+        )
+        file_id = deleted.file_id if version_id is not None else None
+        db.session.commit()
+        if file_id:
+            remove_file_data.delay(str(file_id))
+        file_deleted.send(current_app._get_current_object(), obj=deleted)
+        return self.make_response("", 204)
 
     @pass_multipart(with_completed=True)
     def multipart_complete(self, multipart):
@@ -151,7 +218,12 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         """
         multipart.complete()
         version_id = uuid.uuid4()
-        obj = merge_multipart(multipart, version_id=version_id)
+        obj = sync.complete_multipart(
+            self.record,
+            multipart,
+            version_id=version_id,
+            update_record=self.update_record,
+        )
         response = self.make_response(
             data=multipart,
             context={
@@ -163,6 +235,16 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         db.session.commit()
         file_uploaded.send(current_app._get_current_object(), obj=obj)
         return response
+
+    def multipart_init(self, bucket, key, **kwargs):
+        """Start a multipart upload (the bucket's size changes: lock it)."""
+        sync.lock(None, bucket)
+        return super().multipart_init(bucket, key, **kwargs)
+
+    def multipart_delete(self, bucket, key, upload_id):
+        """Abort a multipart upload (the bucket's size changes: lock it)."""
+        sync.lock(None, bucket)
+        return super().multipart_delete(bucket, key, upload_id)
 
 
 def create_blueprint_from_app(app: Flask) -> Blueprint:

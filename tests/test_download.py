@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Download view for Invenio-Records-UI: ``utils.file_download_ui``."""
 
+import copy
 import logging
 from io import BytesIO
 
@@ -92,8 +93,10 @@ def test_object_permission(client, record, app, monkeypatch):
 
 
 def test_pid_in_log_data_of_a_checksum_mismatch(client, record, db, caplog):
-    record["_files"][0]["checksum"] = "md5:00000000000000000000000000000000"
-    record.commit()
+    # A record whose stored _files disagree with the bytes (e.g. edited in SQL).
+    json = copy.deepcopy(record.model.json)
+    json["_files"][0]["checksum"] = "md5:00000000000000000000000000000000"
+    record.model.json = json
     db.session.commit()
     with caplog.at_level(logging.WARNING):
         response = client.get("/records/1/files/hello.txt")
