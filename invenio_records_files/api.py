@@ -145,6 +145,8 @@ class Record(_Record, FilesMixin):
 
         :param with_bucket: Create a bucket automatically on record creation.
         """
+        # The file list describes the bucket: never taken from the caller.
+        data.pop("_files", None)
         with db.session.begin_nested():
             bucket = cls.create_bucket(data) if with_bucket else None
             if bucket is not None:
@@ -153,6 +155,9 @@ class Record(_Record, FilesMixin):
             if bucket is not None:
                 RecordsBuckets.create(record=record.model, bucket=bucket)
                 record.__dict__["_linked_bucket_cache"] = bucket
+                if bucket.size:  # an existing bucket with files
+                    record.files.flush()
+                    record.commit()
         return record
 
     @classmethod

@@ -34,13 +34,16 @@ def write_file(
         while writing.
     """
     fileinstance = FileInstance.create()
-    fileinstance.set_contents(
-        stream,
-        size=size,
-        size_limit=size_limit,
-        default_location=bucket.location.uri,
-        default_storage_class=bucket.default_storage_class,
-    )
+    location = {
+        "default_location": bucket.location.uri,
+        "default_storage_class": bucket.default_storage_class,
+    }
+    try:
+        fileinstance.set_contents(stream, size=size, size_limit=size_limit, **location)
+    except Exception:
+        # Storages remove partial bytes themselves; make sure of it.
+        remove_quietly(fileinstance.storage(**location))
+        raise
     return fileinstance
 
 
@@ -168,6 +171,8 @@ def remove_after_commit(storages) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _remove_pending(session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the transaction goes on
     for storage in session.info.pop(_PENDING, []):
         remove_quietly(storage)
 
