@@ -4,6 +4,8 @@
 1. SQL statements to list a record's files (``GET /api/records/1/files``) and
    the same bucket through Files-REST (``GET /api/files/<bucket>``), for
    records with N files. Counts are exact; the budget is <= 8 at N = 300.
+   Then the statements of one upload (which also updates and commits the
+   record's ``_files``) to records with 0 and N files: at most 10 more.
 2. Upload (PUT) and download (GET) of a large file (32 MiB by default) over
    real HTTP on loopback, through the record endpoint and through Files-REST,
    alternating, best of several rounds: the ratio record/Files-REST should
@@ -92,6 +94,28 @@ def bench_listing(app, counter, sizes):
         if n == 300 and counts[0] > LISTING_BUDGET:
             failures.append(f"listing 300 files: {counts[0]} > {LISTING_BUDGET}")
     return failures
+
+
+UPLOAD_GROWTH_BUDGET = 10
+
+
+def bench_upload_growth(app, counter, sizes):
+    """Statements of one upload to records with N files (``_files`` synced)."""
+    print("\nuploading one file to a record with N files: SQL statements")
+    client = app.test_client()
+    counts = {}
+    for n in sorted({0, *sizes}):
+        make_record(f"up{n}", n)
+        db.session.remove()
+        with counter.count():
+            response = client.put(f"/api/records/up{n}/files/new.txt", data=b"new")
+        assert response.status_code == 200, response.data
+        counts[n] = counter.total
+        print(f"{n:>6} {counts[n]:>6}")
+    growth = max(counts.values()) - counts[0]
+    if growth > UPLOAD_GROWTH_BUDGET:
+        return [f"upload to N files: +{growth} > {UPLOAD_GROWTH_BUDGET}"]
+    return []
 
 
 def transfer(port, method, path, body_path=None, size=0):
@@ -224,6 +248,7 @@ def main() -> int:
         thread.start()
         try:
             failures += bench_listing(app, counter, args.sizes)
+            failures += bench_upload_growth(app, counter, args.sizes)
             failures += bench_transfers(
                 app, counter, server.server_port, directory, args.mib, args.rounds
             )

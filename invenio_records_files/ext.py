@@ -6,6 +6,7 @@ from copy import deepcopy
 from flask import Flask
 
 from . import config
+from .cli import records_files
 
 
 class InvenioRecordsFiles:
@@ -20,6 +21,7 @@ class InvenioRecordsFiles:
         """Register the extension and its default configuration on ``app``."""
         self.init_config(app)
         app.extensions["invenio-records-files"] = self
+        app.cli.add_command(records_files)
 
     @staticmethod
     def init_config(app: Flask) -> None:

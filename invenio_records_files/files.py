@@ -137,9 +137,10 @@ class FilesIterator:
         self.model = record.model
         self.file_cls = file_cls or FileObject
         self.bucket = bucket if bucket is not None else getattr(record, "bucket", None)
+        entries = record.get("_files")
         self.filesmap = OrderedDict(
             (entry["key"], entry)
-            for entry in record.get("_files", [])
+            for entry in (entries if isinstance(entries, list) else [])
             if isinstance(entry, dict) and isinstance(entry.get("key"), str)
         )
 

@@ -68,8 +68,9 @@ def keep_managed_fields(record) -> None:
     """
     model = record.model
     loaded_json, loaded_version = model.json, model.version_id
-    with db.session.no_autoflush:
-        db.session.refresh(model, with_for_update=True)
+    if record.__dict__.get("_locked_in") is not db.session().get_transaction():
+        with db.session.no_autoflush:
+            db.session.refresh(model, with_for_update=True)
     stored = model.json or {}
     changed_here = record.__dict__.get("_files_changed", False)
     if model.version_id != loaded_version:
@@ -116,6 +117,9 @@ def lock(record, bucket: Bucket | None = None) -> None:
             dict.clear(record)
             dict.update(record, record.model.data)
             record.__dict__.pop("_files_changed", None)
+            # Row locks last until the end of the transaction: no need to
+            # lock (and reload) again when the record is committed in it.
+            record.__dict__["_locked_in"] = db.session().get_transaction()
         if bucket is not None:
             db.session.refresh(bucket, with_for_update=True)
     if bucket is not None:

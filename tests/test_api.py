@@ -688,3 +688,18 @@ def test_custom_file_class(db, location):
 
 def test_plain_record_is_not_a_files_record(db):
     assert not hasattr(PlainRecord, "files")
+
+
+@pytest.mark.parametrize(
+    "bad", [None, "text", {"key": "a.txt"}, [None, 3, {"no": "key"}]]
+)
+def test_malformed_files_list_is_rebuilt_from_the_bucket(record_with_files, bad):
+    record_with_files["_files"] = bad
+    files = record_with_files.files
+    assert files.keys == ["a.txt", "b.txt", "c.txt"]
+    files.flush()
+    assert [f["key"] for f in record_with_files["_files"]] == [
+        "a.txt",
+        "b.txt",
+        "c.txt",
+    ]

@@ -64,3 +64,35 @@ def test_statements_are_constant_and_within_budget(db, location, statements, nam
     many = count(statements, db, 40, operation)
     assert many == few
     assert many <= budget
+
+
+def rest_upload_statements(app, db, statements, n):
+    from invenio_pidstore.models import PersistentIdentifier, PIDStatus
+
+    record = record_with(n, db)
+    record_id = record.id
+    pid_value = f"s{n}"
+    PersistentIdentifier.create(
+        "recid",
+        pid_value,
+        object_type="rec",
+        object_uuid=record_id,
+        status=PIDStatus.REGISTERED,
+    )
+    db.session.commit()
+    db.session.expunge_all()
+    with app.test_client() as client, statements.count():
+        response = client.put(f"/api/records/{pid_value}/files/new.txt", data=b"new")
+    assert response.status_code == 200
+    stored = Record.get_record(record_id)
+    assert stored["_files"][-1]["key"] == "new.txt"
+    assert len(stored["_files"]) == n + 1
+    return statements.total
+
+
+def test_rest_upload_does_not_grow_with_the_number_of_files(
+    app, db, location, statements
+):
+    empty = rest_upload_statements(app, db, statements, 0)
+    many = rest_upload_statements(app, db, statements, 40)
+    assert abs(many - empty) <= 10
