@@ -17,7 +17,13 @@ from invenio_files_rest.models import Location
 from sqlalchemy.engine import make_url
 from sqlalchemy_utils import create_database, database_exists, drop_database
 
-from .helpers import StatementCounter, create_app, default_database_uri
+from .helpers import (
+    BufferedClient,
+    StatementCounter,
+    create_app,
+    create_record,
+    default_database_uri,
+)
 
 
 def pytest_report_header(config):
@@ -117,6 +123,20 @@ def location(db, tmp_path):
     db.session.add(loc)
     db.session.commit()
     return loc
+
+
+@pytest.fixture
+def client(app, db, location):
+    """HTTP test client of the example application."""
+    app.test_client_class = BufferedClient
+    with app.test_client() as client:
+        yield client
+
+
+@pytest.fixture
+def record(db, location):
+    """A record with a bucket and the PID ``recid:1``."""
+    return create_record("1")
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import os
 from contextlib import contextmanager
 
 from flask import Flask
+from flask.testing import FlaskClient
 from invenio_db import db
+from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from sqlalchemy import event
 
 from examples.app import create_app as create_example_app
@@ -60,6 +62,31 @@ def create_app(database_uri: str, **config) -> Flask:
         with app.app_context():
             sqlite_savepoint_recipe(db.engine)
     return app
+
+
+class BufferedClient(FlaskClient):
+    """Test client that reads and closes every response (file downloads too)."""
+
+    def open(self, *args, **kwargs):
+        """Send a request; buffer its response unless told otherwise."""
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+def create_record(pid_value: str, data: dict | None = None, **kwargs):
+    """Create a record (with a bucket) and register its ``recid`` PID; commit."""
+    from invenio_records_files.api import Record
+
+    record = Record.create(data or {"title": f"Record {pid_value}"}, **kwargs)
+    PersistentIdentifier.create(
+        "recid",
+        pid_value,
+        object_type="rec",
+        object_uuid=record.id,
+        status=PIDStatus.REGISTERED,
+    )
+    db.session.commit()
+    return record
 
 
 class StatementCounter:

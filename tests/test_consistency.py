@@ -16,7 +16,6 @@ from invenio_files_rest.models import (
     ObjectVersion,
     ObjectVersionTag,
 )
-from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from invenio_records.models import RecordMetadata
 from invenio_records.signals import after_record_update, before_record_update
 from sqlalchemy import select, update
@@ -26,28 +25,13 @@ from werkzeug.exceptions import ClientDisconnected
 from invenio_records_files.api import Record
 from invenio_records_files.models import RecordsBuckets
 
-from .test_views import BufferedClient, body, upload
-
-
-@pytest.fixture
-def client(app, db, location):
-    app.test_client_class = BufferedClient
-    with app.test_client() as client:
-        yield client
+from .helpers import create_record
+from .test_views import body, upload
 
 
 @pytest.fixture
 def record(db, location):
-    record = Record.create({"title": "Consistent"})
-    PersistentIdentifier.create(
-        "recid",
-        "1",
-        object_type="rec",
-        object_uuid=record.id,
-        status=PIDStatus.REGISTERED,
-    )
-    db.session.commit()
-    return record
+    return create_record("1", {"title": "Consistent"})
 
 
 def stored(record_id):

@@ -12,29 +12,15 @@ from werkzeug.exceptions import NotFound
 from invenio_records_files.api import Record
 from invenio_records_files.utils import file_download_ui
 
-from .test_views import BufferedClient
-
-
-@pytest.fixture
-def client(app, db, location):
-    app.test_client_class = BufferedClient
-    with app.test_client() as client:
-        yield client
+from .helpers import create_record
 
 
 @pytest.fixture
 def record(db, location):
-    record = Record.create({"title": "Downloads"})
+    record = create_record("1", {"title": "Downloads"})
     record.files["hello.txt"] = BytesIO(b"Hello, World")
     record.files["page.html"] = BytesIO(b"<script>alert(1)</script>")
     record.commit()
-    PersistentIdentifier.create(
-        "recid",
-        "1",
-        object_type="rec",
-        object_uuid=record.id,
-        status=PIDStatus.REGISTERED,
-    )
     db.session.commit()
     return record
 

@@ -7,13 +7,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from invenio_files_rest.models import Bucket, MultipartObject, ObjectVersion, Part
-from invenio_pidstore.models import PersistentIdentifier, PIDStatus
+from invenio_pidstore.models import PersistentIdentifier
 from invenio_records.models import RecordMetadata
 
-from invenio_records_files.api import Record
 from invenio_records_files.views import create_blueprint_from_app
+
+from .helpers import create_record
 
 FILES = "http://localhost/api/records/{pid}/files"
 
@@ -33,42 +33,9 @@ def body(response):
     return json.loads(response.get_data(as_text=True))
 
 
-class BufferedClient(FlaskClient):
-    """Test client that reads and closes every response (file downloads too)."""
-
-    def open(self, *args, **kwargs):
-        kwargs.setdefault("buffered", True)
-        return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def client(app, db, location):
-    app.test_client_class = BufferedClient
-    with app.test_client() as client:
-        yield client
-
-
-def create_record(db, pid_value, data=None, **kwargs):
-    record = Record.create(data or {"title": f"Record {pid_value}"}, **kwargs)
-    PersistentIdentifier.create(
-        "recid",
-        pid_value,
-        object_type="rec",
-        object_uuid=record.id,
-        status=PIDStatus.REGISTERED,
-    )
-    db.session.commit()
-    return record
-
-
-@pytest.fixture
-def record(db, location):
-    return create_record(db, "1")
-
-
 @pytest.fixture
 def other_record(db, location):
-    return create_record(db, "2")
+    return create_record("2")
 
 
 def upload(client, key, data, pid="1", **params):
@@ -488,7 +455,7 @@ def test_soft_deleted_record_with_registered_pid(client, record, db):
 
 
 def test_record_without_bucket(client, db, location):
-    create_record(db, "3", with_bucket=False)
+    create_record("3", with_bucket=False)
     for response in (
         client.get("/api/records/3/files"),
         client.get("/api/records/3/files/a.txt"),
@@ -624,7 +591,7 @@ def test_record_links(client, record):
 
 
 def test_record_links_without_bucket(client, db, location):
-    create_record(db, "3", with_bucket=False)
+    create_record("3", with_bucket=False)
     assert body(client.get("/api/records/3"))["links"] == {
         "self": "http://localhost/api/records/3"
     }
