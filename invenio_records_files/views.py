@@ -10,6 +10,7 @@ the request), so one record's files are never reachable through another.
 
 import re
 import uuid
+from contextlib import contextmanager
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
 from invenio_db import db
@@ -32,6 +33,7 @@ from invenio_pidstore.errors import (
     PIDRedirectedError,
     PIDUnregistered,
 )
+from invenio_records.errors import MissingModelError
 from invenio_records_rest.utils import obj_or_import_string
 from invenio_rest.errors import RESTException
 from marshmallow import missing
@@ -94,6 +96,22 @@ def _redirect(error: PIDRedirectedError) -> None:
         else:
             abort(redirect(location, code=301))
     raise RecordFilesRESTError(404, "PID is redirected to another kind of record.")
+
+
+@contextmanager
+def record_errors():
+    """Answer 404 or 410 when the object or the record vanished meanwhile.
+
+    Writes lock and reload the record and its bucket; another request may
+    have deleted the object (``KeyError``) or the record
+    (``MissingModelError``) between the first read and the lock.
+    """
+    try:
+        yield
+    except KeyError as error:
+        raise RecordFilesRESTError(404, "Object does not exists.") from error
+    except MissingModelError as error:
+        raise RecordFilesRESTError(410, "The record has been deleted.") from error
 
 
 class RecordFilesResourceMixin:
@@ -163,17 +181,18 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 if isinstance(size_limit, int)
                 else size_limit.reason
             )
-        obj = sync.upload(
-            self.record,
-            bucket,
-            key,
-            stream,
-            size=content_length,
-            size_limit=size_limit,
-            content_md5=content_md5,
-            tags=tags,
-            update_record=self.update_record,
-        )
+        with record_errors():
+            obj = sync.upload(
+                self.record,
+                bucket,
+                key,
+                stream,
+                size=content_length,
+                size_limit=size_limit,
+                content_md5=content_md5,
+                tags=tags,
+                update_record=self.update_record,
+            )
         db.session.commit()
         file_uploaded.send(current_app._get_current_object(), obj=obj)
         return self.make_response(
@@ -194,13 +213,14 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 current_permission_factory(bucket, "object-delete-version"),
                 hidden=False,
             )
-        deleted = sync.delete(
-            self.record,
-            bucket,
-            obj.key,
-            version_id=version_id,
-            update_record=self.update_record,
-        )
+        with record_errors():
+            deleted = sync.delete(
+                self.record,
+                bucket,
+                obj.key,
+                version_id=version_id,
+                update_record=self.update_record,
+            )
         file_id = deleted.file_id if version_id is not None else None
         db.session.commit()
         if file_id:
@@ -218,12 +238,13 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         """
         multipart.complete()
         version_id = uuid.uuid4()
-        obj = sync.complete_multipart(
-            self.record,
-            multipart,
-            version_id=version_id,
-            update_record=self.update_record,
-        )
+        with record_errors():
+            obj = sync.complete_multipart(
+                self.record,
+                multipart,
+                version_id=version_id,
+                update_record=self.update_record,
+            )
         response = self.make_response(
             data=multipart,
             context={

@@ -585,3 +585,49 @@ def test_failure_after_the_bytes_are_stored(
     with pytest.raises(RuntimeError):
         upload(client, "new.bin", b"x" * 20)
     assert_nothing_changed(record, snapshot, tmp_path)
+
+
+# -- another request changed things between the first read and the lock --------
+
+
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """Run a change just before a write takes its locks."""
+    from invenio_records_files import sync
+
+    changes = []
+    original = sync.lock
+
+    def lock(record, bucket=None):
+        for change in changes:
+            change()
+        changes.clear()
+        return original(record, bucket)
+
+    monkeypatch.setattr(sync, "lock", lock)
+    return changes
+
+
+def test_object_deleted_meanwhile(client, record, meanwhile):
+    upload(client, "a.txt", b"a")
+    meanwhile.append(lambda: ObjectVersion.delete(record.bucket, "a.txt"))
+    response = client.delete("/api/records/1/files/a.txt")
+    assert response.status_code == 404
+    assert body(response)["message"] == "Object does not exists."
+
+
+def test_record_deleted_meanwhile(client, record, meanwhile, db, tmp_path):
+    upload(client, "a.txt", b"a")
+    files = stored_files(tmp_path)
+
+    def delete_record():
+        table = RecordMetadata.__table__
+        db.session.execute(
+            update(table).where(table.c.id == record.id).values(json=None)
+        )
+
+    meanwhile.append(delete_record)
+    response = upload(client, "b.txt", b"b")
+    assert response.status_code == 410
+    assert ObjectVersion.query.filter_by(key="b.txt").count() == 0
+    assert stored_files(tmp_path) == files
