@@ -34,12 +34,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from invenio_db import db
 from invenio_files_rest.models import Location, ObjectVersion
-from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from examples.app import create_app
 from invenio_records_files.api import Record
-from tests.helpers import StatementCounter
+from tests.helpers import StatementCounter, create_record
 
 # SQLAlchemy-Continuum's savepoint warning (see setup.cfg): harmless noise here.
 warnings.filterwarnings("ignore", "nested transaction already deassociated")
@@ -57,18 +56,11 @@ class QuietHandler(WSGIRequestHandler):
 
 def make_record(pid_value: str, n: int) -> Record:
     """Create a record with ``n`` files and a registered PID."""
-    record = Record.create({"title": pid_value})
+    record = create_record(pid_value)
     files = record.files
     for i in range(n):
         files[f"file-{i:05d}.txt"] = BytesIO(b"line %d\n" % i)
     record.commit()
-    PersistentIdentifier.create(
-        "recid",
-        pid_value,
-        object_type="rec",
-        object_uuid=record.id,
-        status=PIDStatus.REGISTERED,
-    )
     db.session.commit()
     return record
 
