@@ -105,8 +105,7 @@ class FilesMixin:
         try:
             with db.session.begin_nested():
                 for key, stream in data.items():
-                    current[key] = stream
-                    written.append(current[key].obj.file.storage())
+                    written.append(current._add(key, stream).file.storage())
         except Exception:
             for storage in written:
                 remove_quietly(storage)

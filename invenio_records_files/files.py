@@ -156,14 +156,9 @@ class FilesIterator:
         if not isinstance(key, str):
             return None
         return (
-            db.session.query(ObjectVersion)
+            ObjectVersion.get_by_bucket(self.bucket)
             .options(joinedload(ObjectVersion.file))
-            .filter(
-                ObjectVersion.bucket_id == self.bucket.id,
-                ObjectVersion.key == key,
-                ObjectVersion.is_head.is_(True),
-                ObjectVersion.file_id.isnot(None),
-            )
+            .filter(ObjectVersion.key == key)
             .one_or_none()
         )
 
@@ -190,15 +185,7 @@ class FilesIterator:
 
     def __len__(self) -> int:
         """Get number of files."""
-        return (
-            db.session.query(ObjectVersion)
-            .filter(
-                ObjectVersion.bucket_id == self.bucket.id,
-                ObjectVersion.is_head.is_(True),
-                ObjectVersion.file_id.isnot(None),
-            )
-            .count()
-        )
+        return ObjectVersion.get_by_bucket(self.bucket).order_by(None).count()
 
     def __iter__(self) -> "FilesIterator":
         """Get an iterator over the files (one query), in the record's order.
@@ -337,6 +324,10 @@ class FilesIterator:
         :raises invenio_files_rest.errors.InvalidOperationError: if the bucket
             is locked or deleted.
         """
+        self._add(key, stream)
+
+    def _add(self, key: str, stream) -> ObjectVersion:
+        """Do ``self[key] = stream``; return the new object version."""
         self._check_key(key)
         self._check_stream(key, stream)
         self._check_writable()
@@ -344,6 +335,7 @@ class FilesIterator:
         obj = store_stream(self.bucket, key, stream)
         self.file_cls(obj, self.filesmap.setdefault(key, {})).dumps()
         self._write_record()
+        return obj
 
     @staticmethod
     def _check_stream(key: str, stream) -> None:

@@ -6,6 +6,9 @@ its bytes reached storage, the bytes are removed again, so no orphan file is
 left behind.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import current_app
 from invenio_db import db
 from invenio_files_rest.models import (
@@ -55,18 +58,26 @@ def store_stream(bucket: Bucket, key: str, stream, **kwargs) -> ObjectVersion:
 
     :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
     """
+    with written_file(bucket, stream, size_limit=bucket.size_limit, **kwargs) as file_:
+        return ObjectVersion.create(bucket, key, _file_id=file_)
+
+
+@contextmanager
+def written_file(bucket: Bucket, stream, **kwargs) -> Iterator[FileInstance]:
+    """Write ``stream`` (see :func:`write_file`) for the block to publish.
+
+    The write and the block share one savepoint; if the block fails, the
+    savepoint is rolled back and the bytes are removed from storage.
+    """
     fileinstance = None
     try:
         with db.session.begin_nested():
-            fileinstance = write_file(
-                bucket, stream, size_limit=bucket.size_limit, **kwargs
-            )
-            obj = ObjectVersion.create(bucket, key, _file_id=fileinstance)
+            fileinstance = write_file(bucket, stream, **kwargs)
+            yield fileinstance
     except Exception:
         if fileinstance is not None and fileinstance.uri:
             remove_quietly(fileinstance.storage())
         raise
-    return obj
 
 
 def remove_quietly(storage) -> None:

@@ -41,7 +41,7 @@ from invenio_records.errors import MissingModelError
 from sqlalchemy.orm.exc import StaleDataError
 
 from .errors import ChecksumMismatchError
-from .storage import remove_quietly, write_file
+from .storage import written_file
 
 MANAGED_FIELDS = ("_bucket", "_files")
 
@@ -133,9 +133,11 @@ def _publish(record, key: str, update_record: bool) -> None:
     """Update the record's entry for ``key``; commit the record if it changed."""
     if not update_record:
         return
-    before = deepcopy(record.get("_files"))
-    record.files.sync(key)
-    if record.get("_files") != before:
+    had_files = "_files" in record
+    files = record.files
+    before = dict(files.filesmap.get(key) or {})
+    files.sync(key)
+    if not had_files or files.filesmap.get(key, {}) != before:
         record.commit()
 
 
@@ -186,23 +188,16 @@ def upload(
     :raises invenio_files_rest.errors.FileSizeError: when the file exceeds
         ``size_limit`` or the bucket's quota.
     """
-    fileinstance = None
-    try:
-        with db.session.begin_nested():
-            fileinstance = write_file(bucket, stream, size=size, size_limit=size_limit)
-            check_md5(fileinstance, content_md5)
-            lock(record if update_record else None, bucket)
-            quota = bucket.quota_size
-            if quota is not None and bucket.size + fileinstance.size > quota:
-                raise FileSizeError(description="Bucket quota exceeded.")
-            obj = ObjectVersion.create(bucket, key, _file_id=fileinstance)
-            for tag, value in (tags or {}).items():
-                ObjectVersionTag.create(obj, tag, value)
-            _publish(record, key, update_record)
-    except Exception:
-        if fileinstance is not None and fileinstance.uri:
-            remove_quietly(fileinstance.storage())
-        raise
+    with written_file(bucket, stream, size=size, size_limit=size_limit) as file_:
+        check_md5(file_, content_md5)
+        lock(record if update_record else None, bucket)
+        quota = bucket.quota_size
+        if quota is not None and bucket.size + file_.size > quota:
+            raise FileSizeError(description="Bucket quota exceeded.")
+        obj = ObjectVersion.create(bucket, key, _file_id=file_)
+        for tag, value in (tags or {}).items():
+            ObjectVersionTag.create(obj, tag, value)
+        _publish(record, key, update_record)
     return obj
 
 
