@@ -101,16 +101,16 @@ def run_demo(files_dir: Path) -> str:
 
     step("reorder: notes.md first (the others keep following)")
     record.files.sort_by("notes.md")
-    print(f"    {record.files.keys}")
+    print(f"    {list(record.files.keys)}")
 
     step("rename notes.md to README.md (same bytes, same position)")
     record.files.rename("notes.md", "README.md")
-    print(f"    {record.files.keys}")
+    print(f"    {list(record.files.keys)}")
     print(f"    README.md holds {read_bytes(record.files['README.md'])!r}")
 
     step("remove hello.txt")
     del record.files["hello.txt"]
-    print(f"    {record.files.keys}")
+    print(f"    {list(record.files.keys)}")
 
     step("commit (record.commit(); db.session.commit())")
     record.commit()
@@ -125,7 +125,7 @@ def show_stored(record_id: str) -> list[str]:
     loaded = Record.get_record(record_id)
     print(json.dumps(loaded["_files"], indent=2, sort_keys=True))
     show_files(loaded)
-    return loaded.files.keys
+    return list(loaded.files.keys)
 
 
 def main() -> int:

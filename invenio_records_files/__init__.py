@@ -18,7 +18,7 @@ from importlib import import_module
 
 from .ext import InvenioRecordsFiles
 
-__version__ = "2.0.0.dev0"
+__version__ = "5.0.0.dev0"
 
 _LAZY = {
     "Record": "api",

@@ -6,27 +6,41 @@
 :mod:`invenio_records_files.files`, and importable from here). Nothing here
 commits: the caller commits the session (after :meth:`Record.commit`, which
 stores the record's JSON).
+
+The record's ``_files`` is stored as one row per file
+(:class:`~invenio_records_files.models.FileEntry`) and filled in when the
+record is loaded; the record's JSON column does not repeat it, so that a
+change to one file writes one small row, whatever the number of files.
 """
 
 from collections.abc import Mapping
-from copy import deepcopy
 
-from flask import current_app
 from invenio_db import db
-from invenio_files_rest.models import Bucket
+from invenio_files_rest.errors import InvalidOperationError
+from invenio_files_rest.models import Bucket, ObjectVersion
 from invenio_records.api import Record as _Record
 from invenio_records.errors import MissingModelError
-from invenio_records.signals import after_record_revert, before_record_revert
-from sqlalchemy.orm.attributes import flag_modified
-from sqlalchemy.orm.exc import NoResultFound
+from sqlalchemy.orm.exc import NoResultFound, StaleDataError
 
+from . import entries
+from .errors import FilesExistError, NoBucketError
+from .extension import FilesExtension
 from .files import FileObject, FilesIterator
 from .models import RecordsBuckets
-from .storage import remove_bucket as remove_bucket_and_files
-from .storage import remove_quietly
-from .sync import MANAGED_FIELDS, keep_managed_fields
+from .state import FilesState, state_of
+from .utils import sorted_files_from_bucket
 
-__all__ = ("FileObject", "FilesIterator", "FilesMixin", "Record")
+__all__ = (
+    "FileObject",
+    "FilesIterator",
+    "FilesMixin",
+    "InvalidOperationError",
+    "ObjectVersion",
+    "Record",
+    "sorted_files_from_bucket",
+)
+
+_EXTENSION = FilesExtension()
 
 
 class FilesMixin:
@@ -36,6 +50,10 @@ class FilesMixin:
 
        Implement ``_create_bucket()`` in subclass to allow files property to
        automatically create a bucket in case no bucket is present.
+
+    A record class with files runs the record extension
+    :class:`~invenio_records_files.extension.FilesExtension`; a subclass
+    that sets its own ``_extensions`` gets it put first in its list.
     """
 
     file_cls = FileObject
@@ -44,25 +62,21 @@ class FilesMixin:
     files_iter_cls = FilesIterator
     """Files iterator class used to generate the files iterator."""
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Make sure the files extension runs on every subclass."""
+        super().__init_subclass__(**kwargs)
+        extensions = getattr(cls, "_extensions", None)
+        if isinstance(extensions, list) and _EXTENSION not in extensions:
+            cls._extensions = [_EXTENSION, *extensions]
+
+    @property
+    def _files_state(self) -> FilesState:
+        """The state of this record's files (:mod:`invenio_records_files.state`)."""
+        return state_of(self)
+
     def _create_bucket(self) -> Bucket | None:
         """Create a bucket when the record has none (default: don't)."""
         return None
-
-    def _linked_bucket(self) -> Bucket | None:
-        """Get the bucket the record is linked to (cached; one query)."""
-        try:
-            return self.__dict__["_linked_bucket_cache"]
-        except KeyError:
-            pass
-        bucket = (
-            db.session.query(Bucket)
-            .join(RecordsBuckets, RecordsBuckets.bucket_id == Bucket.id)
-            .filter(RecordsBuckets.record_id == self.id)
-            .first()
-        )
-        if bucket is not None:
-            self.__dict__["_linked_bucket_cache"] = bucket
-        return bucket
 
     @property
     def files(self) -> FilesIterator | None:
@@ -74,13 +88,19 @@ class FilesMixin:
         """
         if self.model is None:
             raise MissingModelError()
-        bucket = self._linked_bucket()
+        state = self._files_state
+        bucket = state.bucket(self)
         if bucket is None:
             bucket = self._create_bucket()
             if bucket is None:
                 return None
             RecordsBuckets.create(record=self.model, bucket=bucket)
-            self.__dict__["_linked_bucket_cache"] = bucket
+            state.know_bucket(bucket, linked_now=True)
+            state.base = {}
+        if state.base is None:
+            state.load(self)
+        elif "_files" not in self and state.base:
+            state.loaded(self, list(state.base.values()))
         return self.files_iter_cls(self, bucket=bucket, file_cls=self.file_cls)
 
     @files.setter
@@ -89,31 +109,17 @@ class FilesMixin:
 
         All files are added or none (one savepoint).
 
-        :raises RuntimeError: if the record has no bucket, or its bucket
-            already holds files.
+        :raises invenio_records_files.errors.NoBucketError: if the record has
+            no bucket (a ``TypeError``, as version 4 raised).
+        :raises invenio_records_files.errors.FilesExistError: (a
+            ``RuntimeError``) if the record already has files.
         """
         current = self.files
         if current is None:
-            raise RuntimeError("The record has no bucket.")
+            raise NoBucketError(self.id)
         if len(current) > 0:
-            raise RuntimeError("Cannot replace the files of a record that has files.")
-        for key, stream in data.items():
-            current._check_key(key)
-            current._check_stream(key, stream)
-        before = self.get("_files")
-        written = []
-        try:
-            with db.session.begin_nested():
-                for key, stream in data.items():
-                    written.append(current._add(key, stream).file.storage())
-        except Exception:
-            for storage in written:
-                remove_quietly(storage)
-            if before is None:
-                self.pop("_files", None)
-            else:
-                self["_files"] = before
-            raise
+            raise FilesExistError(self.id)
+        current.update_all(data)
 
 
 class Record(_Record, FilesMixin):
@@ -131,7 +137,7 @@ class Record(_Record, FilesMixin):
     :meth:`Record.dump_bucket` and :meth:`Record.load_bucket`.
     """
 
-    _extensions = []
+    _extensions = [_EXTENSION]
 
     @classmethod
     def create(cls, data, id_=None, with_bucket: bool = True, **kwargs) -> "Record":
@@ -140,50 +146,103 @@ class Record(_Record, FilesMixin):
         The bucket comes from :meth:`create_bucket`; its id is stored in
         ``data`` with :meth:`dump_bucket` before the record row is written,
         and a :class:`~invenio_records_files.models.RecordsBuckets` row links
-        the two. Everything happens in one savepoint; nothing is committed.
+        the two. Nothing is committed.
+
+        A bucket that already holds files (from a :meth:`create_bucket`
+        override) gives the record a ``_files`` entry for each; the caller's
+        ``data["_files"]`` provides their metadata and order (the fields the
+        bucket provides are taken from the bucket).
 
         :param with_bucket: Create a bucket automatically on record creation.
+        :raises ValueError: if ``data["_files"]`` names a key the bucket does
+            not have (nothing is written).
         """
-        # The file list describes the bucket: never taken from the caller.
-        data.pop("_files", None)
-        with db.session.begin_nested():
-            bucket = cls.create_bucket(data) if with_bucket else None
+        given = data.pop("_files", None)
+        bucket = cls.create_bucket(data) if with_bucket else None
+        listed = []
+        try:
             if bucket is not None:
                 cls.dump_bucket(data, bucket)
+                if given is not None or _overrides(cls, "create_bucket"):
+                    listed = _describe(bucket, given)
             record = super().create(data, id_=id_, **kwargs)
-            if bucket is not None:
-                RecordsBuckets.create(record=record.model, bucket=bucket)
-                record.__dict__["_linked_bucket_cache"] = bucket
-                if bucket.size:  # an existing bucket with files
-                    record.files.flush()
-                    record.commit()
+        except Exception:
+            if bucket is not None and not _overrides(cls, "create_bucket"):
+                db.session.delete(bucket)  # ours: nothing else refers to it
+            raise
+        state = record._files_state
+        state.loaded_json = record.model.json
+        if bucket is None:
+            state.know_bucket(None)
+            state.base = {}
+            return record
+        db.session.add(RecordsBuckets(record=record.model, bucket=bucket))
+        state.know_bucket(bucket, linked_now=True)
+        if listed:
+            entries.add_many(record.id, ((e["key"], entries.custom(e)) for e in listed))
+        if listed or given is not None:
+            dict.__setitem__(record, "_files", [])
+        state.loaded(record, listed)
         return record
 
     @classmethod
     def get_record(cls, id_, with_deleted: bool = False) -> "Record":
-        """Retrieve the record by id, with its linked bucket in the same query.
+        """Retrieve the record by id, with its bucket and its ``_files``.
+
+        Two queries: the record with its linked bucket, then its files.
 
         :param id_: record ID.
         :param with_deleted: If ``True`` then it includes deleted records.
         :raises sqlalchemy.orm.exc.NoResultFound: if there is no such record.
         """
+        (record,) = cls._load([id_], with_deleted=with_deleted, one=True)
+        return record
+
+    @classmethod
+    def get_records(cls, ids, with_deleted: bool = False) -> list["Record"]:
+        """Retrieve several records by id, with their buckets and ``_files``.
+
+        Three queries at most, whatever the number of records and files.
+        """
+        return cls._load(list(ids), with_deleted=with_deleted)
+
+    @classmethod
+    def _load(
+        cls, ids: list, with_deleted: bool = False, one: bool = False, files=True
+    ) -> list:
         with db.session.no_autoflush:
             query = (
                 db.session.query(cls.model_cls, Bucket)
                 .outerjoin(RecordsBuckets, RecordsBuckets.record_id == cls.model_cls.id)
                 .outerjoin(Bucket, Bucket.id == RecordsBuckets.bucket_id)
-                .filter(cls.model_cls.id == id_)
+                .filter(cls.model_cls.id.in_(ids))
             )
             if not with_deleted:
                 query = query.filter(cls.model_cls.is_deleted != True)  # noqa: E712
-            row = query.first()
-            if row is None:
+            rows = query.all()
+            if one and not rows:
                 raise NoResultFound()
-            model, bucket = row
-            record = cls(model.data, model=model)
-            if bucket is not None:
-                record.__dict__["_linked_bucket_cache"] = bucket
-            return record
+            records, seen = [], set()
+            for model, bucket in rows:
+                if model.id in seen:
+                    continue  # linked to several buckets: the first one
+                seen.add(model.id)
+                record = cls(model.data, model=model)
+                state = record._files_state
+                state.know_bucket(bucket)
+                state.loaded_json = model.json
+                records.append(record)
+            if not files:
+                return records
+            linked = {
+                r.id: r._files_state.bucket(r).id
+                for r in records
+                if r._files_state.bucket(r) is not None
+            }
+            stored = entries.load_many(linked)
+            for record in records:
+                record._files_state.loaded(record, stored.get(record.id, []))
+        return records
 
     @classmethod
     def create_bucket(cls, data) -> Bucket | None:
@@ -232,77 +291,54 @@ class Record(_Record, FilesMixin):
 
     @property
     def bucket(self) -> Bucket | None:
-        """Get bucket instance (cached)."""
-        try:
-            return self.__dict__["_bucket_cache"]
-        except KeyError:
-            pass
+        """Get bucket instance (the linked one, when the ids agree: no query)."""
         bucket_id = self.bucket_id
-        linked = self.__dict__.get("_linked_bucket_cache")
+        if not bucket_id:
+            return None
+        linked = self._files_state.bucket(self) if self.model is not None else None
         if linked is not None and str(linked.id) == str(bucket_id):
-            bucket = linked
-        else:
-            bucket = Bucket.get(bucket_id) if bucket_id else None
-        self.__dict__["_bucket_cache"] = bucket
-        return bucket
+            return linked
+        return Bucket.get(bucket_id)
+
+    def _validate(self, format_checker=None, validator=None, use_model=False):
+        """Validate the record, ``_files`` included; store it without ``_files``.
+
+        ``_files`` lives in its own rows (see the module's documentation);
+        the JSON keeps ``"_files": []`` only for a record whose files were
+        all removed, so that it still reads as a record without files.
+        """
+        json = super()._validate(
+            format_checker=format_checker, validator=validator, use_model=use_model
+        )
+        if isinstance(json, dict) and json.get("_files", []) != []:
+            json = {key: value for key, value in json.items() if key != "_files"}
+        return json
 
     def commit(self, **kwargs) -> "Record":
         """Store changes of the record, keeping the server-managed fields.
 
-        ``_bucket`` and ``_files`` cannot be removed or changed through the
-        record's dictionary: they are restored from the stored record (see
-        :func:`~invenio_records_files.sync.keep_managed_fields`), unless the
-        files were changed through :attr:`files` of this record object. The
-        record row is locked until the end of the transaction.
+        The bucket fields (:meth:`dump_bucket`) and, in ``_files``, the keys
+        and the fields the bucket provides are managed by the server: a
+        change to them is not stored (see
+        :meth:`~invenio_records_files.state.FilesState.before_commit`). The
+        per-file metadata and the order of ``_files`` are stored.
 
-        .. versionchanged:: 2.0.0
-           ``_bucket`` and ``_files`` are managed by the server.
-        """
-        if self.model is None or self.model.is_deleted:
-            raise MissingModelError()
-        with db.session.begin_nested():
-            keep_managed_fields(self)
-            super().commit(**kwargs)
-        self.__dict__.pop("_files_changed", None)
-        return self
-
-    def revert(self, revision_id: int) -> "Record":
-        """Revert the record's metadata to a revision, keeping its files.
-
-        ``_bucket`` and ``_files`` describe the bucket as it is now, so they
-        are kept rather than reverted. Signals and extensions run as in
+        When another transaction changed only the record's files since it
+        was loaded, the commit is retried once on the new version (the
+        ``before_record_update`` signal is then sent again); a concurrent
+        change of the metadata raises ``StaleDataError``, as in
         Invenio-Records.
 
-        .. versionchanged:: 2.0.0
+        .. versionchanged:: 5.0.0
         """
-        if self.model is None:
-            raise MissingModelError()
-        revision = self.revisions[revision_id]
-        json = {
-            field: value
-            for field, value in (revision.model.json or {}).items()
-            if field not in MANAGED_FIELDS
-        }
-        json.update(
-            (field, deepcopy(value))
-            for field, value in (self.model.json or {}).items()
-            if field in MANAGED_FIELDS
-        )
-        app = current_app._get_current_object()
-        with db.session.begin_nested():
-            if self.send_signals:
-                before_record_revert.send(app, record=self)
-            for extension in self._extensions:
-                extension.pre_revert(self, revision)
-            self.model.json = json
-            flag_modified(self.model, "json")
-            db.session.merge(self.model)
-        if self.send_signals:
-            after_record_revert.send(app, record=self)
-        record = self.__class__(self.model.data, model=self.model)
-        for extension in self._extensions:
-            extension.post_revert(record, revision)
-        return record
+        try:
+            return super().commit(**kwargs)
+        except StaleDataError:
+            if self.model is None or not self._files_state.catch_up_after_conflict(
+                self
+            ):
+                raise
+        return super().commit(**kwargs)
 
     def delete(self, force: bool = False, remove_bucket: bool = False) -> "Record":
         """Delete a record and also remove the RecordsBuckets if necessary.
@@ -315,31 +351,37 @@ class Record(_Record, FilesMixin):
         :returns: Deleted record.
         :raises ValueError: if ``remove_bucket`` is given without ``force``.
 
-        .. versionchanged:: 2.0.0
+        .. versionchanged:: 5.0.0
            ``remove_bucket``.
         """
         if self.model is None:
             raise MissingModelError()
         if remove_bucket and not force:
             raise ValueError("remove_bucket=True needs force=True.")
-        with db.session.begin_nested():
-            bucket = self._linked_bucket() if remove_bucket else None
-            if force:
-                db.session.query(RecordsBuckets).filter(
-                    RecordsBuckets.record_id == self.id
-                ).delete(synchronize_session=False)
-                self.__dict__.pop("_linked_bucket_cache", None)
-            result = super().delete(force=force)
-            if bucket is not None and not _is_linked(bucket):
-                remove_bucket_and_files(bucket)
-        return result
+        self._files_state.removing_bucket = remove_bucket
+        try:
+            return super().delete(force=force)
+        finally:
+            self._files_state.removing_bucket = False
 
 
-def _is_linked(bucket: Bucket) -> bool:
-    """Tell whether a record links to ``bucket``."""
-    return (
-        db.session.query(RecordsBuckets.record_id)
-        .filter(RecordsBuckets.bucket_id == bucket.id)
-        .first()
-        is not None
-    )
+def _overrides(cls: type, name: str) -> bool:
+    """Tell whether ``cls`` overrides :class:`Record`'s classmethod ``name``."""
+    return getattr(cls, name).__func__ is not getattr(Record, name).__func__
+
+
+def _describe(bucket: Bucket, given) -> list[dict]:
+    """Return ``_files`` for a new record on ``bucket`` (its current files).
+
+    :param given: The caller's ``_files`` (metadata and order), or ``None``.
+    :raises ValueError: if ``given`` names a key that is not in the bucket.
+    """
+    heads = entries.heads(bucket.id)
+    listed = {}
+    for entry in given if isinstance(given, list) else []:
+        key = entry.get("key") if isinstance(entry, Mapping) else None
+        if key not in heads:
+            raise ValueError(f"File {key!r} of _files is not in the record's bucket.")
+        listed[key] = {**entries.custom(entry), **heads[key]}
+    listed.update((key, head) for key, head in heads.items() if key not in listed)
+    return list(listed.values())

@@ -1,22 +1,59 @@
 # SPDX-License-Identifier: MIT
 """Errors raised by Invenio-Records-Files.
 
-Besides the exception below, the API raises exceptions users already catch:
-``KeyError`` for a missing file, Invenio-Files-REST's
-:class:`~invenio_files_rest.errors.InvalidOperationError` (and its
-:class:`~invenio_files_rest.errors.BucketLockedError` and
-:class:`~invenio_files_rest.errors.InvalidKeyError` subclasses) for writes the
-bucket refuses, ``TypeError`` for a value that is not a stream, and
-Invenio-Records' :class:`~invenio_records.errors.MissingModelError`.
+One class per condition. Each carries the key or id at fault and, where it
+reaches the REST endpoints, the HTTP status it answers with (they are
+Invenio-REST exceptions: the endpoints need not catch them). Each also
+subclasses the exception version 4 raised in the same situation, so that
+existing ``except`` clauses keep working:
+
+========================== ================================ ======
+Error                      Also an instance of              Status
+========================== ================================ ======
+:class:`KeyExistsError`    ``InvalidOperationError``,       409
+                           ``AssertionError``
+:class:`MissingFileError`  ``KeyError``                     404
+:class:`InvalidFileKeyError` ``InvalidKeyError`` (Files-REST) 400
+:class:`LockedBucketError` ``BucketLockedError`` (Files-REST) 403
+:class:`DeletedBucketError` ``InvalidOperationError``       403
+:class:`NoBucketError`     ``TypeError``                    404
+:class:`FilesExistError`   ``RuntimeError``                 --
+:class:`RecordGoneError`   ``MissingModelError``            410
+:class:`ChecksumMismatchError` ``StorageError`` (Files-REST) 400
+:class:`RecordValidationError` ``ValueError``               400
+========================== ================================ ======
 """
 
-from invenio_files_rest.errors import InvalidOperationError, StorageError
+from invenio_files_rest.errors import (
+    BucketLockedError,
+    InvalidKeyError,
+    InvalidOperationError,
+    StorageError,
+)
+from invenio_records.errors import MissingModelError
+from invenio_rest.errors import RESTException
 
 
-class KeyExistsError(InvalidOperationError):
+class RecordFilesError(RESTException):
+    """Base class of the errors of Invenio-Records-Files.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, description: str | None = None, **kwargs) -> None:
+        """Initialize with a ``description`` of what went wrong."""
+        super().__init__(description=description, **kwargs)
+
+
+class KeyExistsError(InvalidOperationError, AssertionError):
     """A file with this key already exists in the record's bucket.
 
-    .. versionadded:: 2.0.0
+    Raised by ``rename()`` onto an existing key (version 4 raised
+    ``AssertionError``) and by ``copy_from()``.
+
+    .. versionadded:: 5.0.0
     """
 
     code = 409
@@ -27,25 +64,145 @@ class KeyExistsError(InvalidOperationError):
         super().__init__(description=f"File {key!r} already exists.", **kwargs)
 
 
+class MissingFileError(RecordFilesError, KeyError):
+    """The record has no file with this key (any more).
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 404
+
+    def __init__(self, key: str, **kwargs) -> None:
+        """Initialize with the ``key`` at fault."""
+        self.key = key
+        super().__init__(description=f"File {key!r} does not exist.", **kwargs)
+        self.args = (key,)
+
+
+class InvalidFileKeyError(InvalidKeyError):
+    """A file key (or tag) that cannot be stored or served.
+
+    Empty, too long, or with control characters.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, key, reason: str, **kwargs) -> None:
+        """Initialize with the ``key`` at fault and the ``reason``."""
+        self.key = key
+        super().__init__(description=reason, **kwargs)
+
+
+class LockedBucketError(BucketLockedError):
+    """The record's bucket is locked: its files cannot change.
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(self, bucket_id, **kwargs) -> None:
+        """Initialize with the id of the locked bucket."""
+        self.bucket_id = bucket_id
+        super().__init__(**kwargs)
+
+
+class DeletedBucketError(InvalidOperationError):
+    """The record's bucket is deleted: its files cannot change.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 403
+
+    def __init__(self, bucket_id, **kwargs) -> None:
+        """Initialize with the id of the deleted bucket."""
+        self.bucket_id = bucket_id
+        super().__init__(description="Bucket is deleted.", **kwargs)
+
+
+class NoBucketError(RecordFilesError, TypeError):
+    """The record has no bucket, hence no files.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 404
+
+    def __init__(self, record_id, **kwargs) -> None:
+        """Initialize with the id of the record."""
+        self.record_id = record_id
+        super().__init__(description="The record has no files.", **kwargs)
+
+
+class FilesExistError(RecordFilesError, RuntimeError):
+    """The record already has files: they cannot be replaced all at once.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 409
+
+    def __init__(self, record_id, **kwargs) -> None:
+        """Initialize with the id of the record."""
+        self.record_id = record_id
+        super().__init__(
+            description="Cannot replace the files of a record that has files.",
+            **kwargs,
+        )
+
+
+class RecordGoneError(RecordFilesError, MissingModelError):
+    """The record was deleted (possibly while the request ran).
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 410
+
+    def __init__(self, record_id, **kwargs) -> None:
+        """Initialize with the id of the record."""
+        self.record_id = record_id
+        super().__init__(description="The record has been deleted.", **kwargs)
+
+
 class ChecksumMismatchError(StorageError):
     """The stored bytes do not match the checksum the client sent.
 
     Raised for an upload whose ``Content-MD5`` header differs from the MD5
     of the bytes received; nothing of the upload is kept.
 
-    .. versionadded:: 2.0.0
+    .. versionadded:: 5.0.0
     """
 
     code = 400
 
-    def __init__(self, expected: str, actual: str, **kwargs) -> None:
+    def __init__(self, expected: str, actual: str, key: str | None = None, **kwargs):
         """Initialize with the ``expected`` and the ``actual`` checksum."""
         self.expected = expected
         self.actual = actual
+        self.key = key
         super().__init__(
             description=(
                 f"Checksum mismatch: the client sent {expected!r}, "
                 f"the received bytes have {actual!r}."
             ),
             **kwargs,
+        )
+
+
+class RecordValidationError(RecordFilesError, ValueError):
+    """The record fails its JSON schema after a change of its files.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, record_id, message: str, **kwargs) -> None:
+        """Initialize with the id of the record and the validation message."""
+        self.record_id = record_id
+        self.message = message
+        super().__init__(
+            description=f"The record does not validate: {message}", **kwargs
         )

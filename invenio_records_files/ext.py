@@ -4,9 +4,11 @@
 from copy import deepcopy
 
 from flask import Flask
+from invenio_db import db
 
 from . import config
 from .cli import records_files
+from .transactions import listen
 
 
 class InvenioRecordsFiles:
@@ -22,6 +24,7 @@ class InvenioRecordsFiles:
         self.init_config(app)
         app.extensions["invenio-records-files"] = self
         app.cli.add_command(records_files)
+        listen(db.session)
 
     @staticmethod
     def init_config(app: Flask) -> None:

@@ -2,32 +2,62 @@
 """The files of a record: a mapping-like view of its bucket.
 
 The bucket is the source of truth for which files a record has; the record's
-``_files`` list holds their order and per-file metadata. Reads query the
-bucket once per operation (one statement whatever the number of files);
-writes change the bucket through Invenio-Files-REST inside a savepoint and
-then update ``_files`` in memory, without re-reading the bucket. Nothing here
-commits.
+``_files`` (stored as one row per file, see
+:class:`~invenio_records_files.models.FileEntry`) holds their order and
+per-file metadata. Reads query the bucket once per operation, whatever the
+number of files. Writes store the bytes first, then lock the record and its
+bucket (:meth:`FilesState.lock <invenio_records_files.state.FilesState.lock>`),
+change the bucket and the file's entry in a savepoint, and update
+``record["_files"]`` in memory. Per-file metadata set through
+:class:`FileObject` (or in ``record["_files"]``) is stored when the record is
+committed. Nothing here commits.
 """
 
 from collections import OrderedDict
+from collections.abc import KeysView, Mapping
 from copy import copy
 from typing import Any
 
 from flask import current_app
 from invenio_db import db
-from invenio_files_rest.errors import (
-    BucketLockedError,
-    InvalidKeyError,
-    InvalidOperationError,
-)
+from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import Bucket, ObjectVersion, ObjectVersionTag
 from sqlalchemy.orm import joinedload
 
-from .errors import KeyExistsError
-from .storage import store_stream
+from . import entries, objects
+from .entries import MANAGED_FIELDS, describe
+from .errors import (
+    DeletedBucketError,
+    InvalidFileKeyError,
+    KeyExistsError,
+    LockedBucketError,
+    MissingFileError,
+)
+from .storage import Destination, remove_quietly, write_file, written_file
 from .utils import sorted_files_from_bucket
 
-_DUMPED_FIELDS = ("bucket", "checksum", "file_id", "key", "size", "version_id")
+CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x20), 0x7F]))
+"""Characters refused in file keys and tags (U+0000-U+001F, U+007F)."""
+
+
+def check_key(key: Any, max_length: int | None = None) -> None:
+    """Refuse a file key that cannot be stored or served.
+
+    :raises TypeError: if ``key`` is not a string.
+    :raises invenio_records_files.errors.InvalidFileKeyError: if it is empty,
+        longer than ``FILES_REST_OBJECT_KEY_MAX_LEN``, or contains a control
+        character.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"File key must be a string, not {type(key).__name__}.")
+    if not key:
+        raise InvalidFileKeyError(key, "Filename must not be empty.")
+    if max_length is None:
+        max_length = current_app.config["FILES_REST_OBJECT_KEY_MAX_LEN"]
+    if len(key) > max_length:
+        raise InvalidFileKeyError(key, "Filename is too long.")
+    if not CONTROL_CHARACTERS.isdisjoint(key):
+        raise InvalidFileKeyError(key, "Filename must not contain control characters.")
 
 
 class FileObject:
@@ -52,7 +82,7 @@ class FileObject:
         return getattr(self.obj, key)
 
     def _is_reserved(self, key: str) -> bool:
-        return hasattr(type(self.obj), key) or key in _DUMPED_FIELDS
+        return hasattr(type(self.obj), key) or key in MANAGED_FIELDS
 
     def __getitem__(self, key: str) -> Any:
         """Get an object attribute, or else a metadata value."""
@@ -70,9 +100,6 @@ class FileObject:
         if self._is_reserved(key):
             raise KeyError(key)
         self.data[key] = value
-        on_change = self.__dict__.get("_on_change")
-        if on_change is not None:
-            on_change()
 
     def __contains__(self, key: str) -> bool:
         """Tell whether ``key`` is an object attribute or a metadata key."""
@@ -107,17 +134,7 @@ class FileObject:
         ``file_id``, ``key``, ``size``, ``version_id``) from the object and
         returns ``data`` itself, custom metadata included.
         """
-        file_ = self.obj.file
-        self.data.update(
-            {
-                "bucket": str(self.obj.bucket_id),
-                "checksum": file_.checksum if file_ is not None else None,
-                "file_id": str(self.obj.file_id),
-                "key": self.obj.key,
-                "size": file_.size if file_ is not None else None,
-                "version_id": str(self.obj.version_id),
-            }
-        )
+        self.data.update(describe(self.obj))
         return self.data
 
 
@@ -126,8 +143,8 @@ class FilesIterator:
 
     A mapping-like view of the files in a record's bucket, in the record's
     file order. Every read runs a single query, whatever the number of files;
-    every write goes through Invenio-Files-REST inside a savepoint and updates
-    the record's ``_files`` in memory (the caller commits).
+    every write runs a constant number of statements and updates the record's
+    ``_files`` in memory (the caller commits).
     """
 
     def __init__(self, record, bucket: Bucket | None = None, file_cls=None) -> None:
@@ -137,10 +154,10 @@ class FilesIterator:
         self.model = record.model
         self.file_cls = file_cls or FileObject
         self.bucket = bucket if bucket is not None else getattr(record, "bucket", None)
-        entries = record.get("_files")
+        listed = record.get("_files")
         self.filesmap = OrderedDict(
             (entry["key"], entry)
-            for entry in (entries if isinstance(entries, list) else [])
+            for entry in (listed if isinstance(listed, list) else [])
             if isinstance(entry, dict) and isinstance(entry.get("key"), str)
         )
 
@@ -175,13 +192,8 @@ class FilesIterator:
                 self.filesmap[obj.key] = data
             fileobj = self.file_cls(obj, data)
             fileobj.dumps()
-        else:
-            fileobj = self.file_cls(obj, data if attach else dict(data))
-        if attach:
-            # Metadata edits through the file object count as changes of the
-            # record's files (see Record.commit()).
-            fileobj.__dict__["_on_change"] = self._mark_changed
-        return fileobj
+            return fileobj
+        return self.file_cls(obj, data if attach else dict(data))
 
     def __len__(self) -> int:
         """Get number of files."""
@@ -214,17 +226,24 @@ class FilesIterator:
     def __getitem__(self, key: str) -> FileObject:
         """Get a specific file.
 
-        :raises KeyError: if the bucket has no file ``key``.
+        :raises invenio_records_files.errors.MissingFileError: (a
+            ``KeyError``) if the bucket has no file ``key``.
         """
         obj = self._get_object(key)
         if obj is None:
-            raise KeyError(key)
+            raise MissingFileError(key)
         return self._wrap(obj)
 
     @property
-    def keys(self) -> list[str]:
-        """Return file keys."""
-        return [obj.key for obj in self._objects()]
+    def keys(self) -> KeysView:
+        """Return file keys: an ordered, set-like view.
+
+        Read from the record's ``_files`` (no query); a record without
+        ``_files`` gets the bucket's keys (one query).
+        """
+        if "_files" in self.record:
+            return self.filesmap.keys()
+        return dict.fromkeys(obj.key for obj in self._objects()).keys()
 
     def dumps(self, bucket: Bucket | None = None) -> list[dict]:
         """Serialize files from a bucket.
@@ -244,71 +263,46 @@ class FilesIterator:
 
         Rewrite the record's ``_files`` from the bucket, keeping the order and
         the per-file metadata. A record that never had files gets no
-        ``_files`` key. The record itself is not committed.
+        ``_files`` key. The record's commit stores it.
         """
         files = self.dumps()
         self.filesmap = OrderedDict((entry["key"], entry) for entry in files)
         if files or "_files" in self.record:
-            self.record["_files"] = files
-            self._mark_changed()
-
-    def sync(self, key: str) -> FileObject | None:
-        """Bring the ``_files`` entry of ``key`` in line with the bucket.
-
-        One query: a file that exists gets its file fields refreshed (new
-        keys go to the end, known keys keep their position and metadata); a
-        key without a file any more loses its entry.
-
-        :returns: The file, or ``None`` if the bucket has no file ``key``.
-
-        .. versionadded:: 2.0.0
-        """
-        self._ensure_filesmap()
-        obj = self._get_object(key)
-        if obj is None:
-            self.filesmap.pop(key, None)
             self._write_record()
-            return None
-        fileobj = self._wrap(obj)
-        fileobj.dumps()
-        self._write_record()
-        return fileobj
-
-    def _mark_changed(self) -> None:
-        """Remember that the record's files were changed through this API."""
-        self.record.__dict__["_files_changed"] = True
 
     def _write_record(self) -> None:
         """Write the in-memory file list to the record's ``_files``."""
-        if self.filesmap or "_files" in self.record:
-            self.record["_files"] = list(self.filesmap.values())
-            self._mark_changed()
-
-    def _ensure_filesmap(self) -> None:
-        """Load the bucket's files into ``_files`` if the record has none yet.
-
-        A record linked to a bucket that already holds files but has no
-        ``_files`` (created with a custom bucket, or by an older version) gets
-        them all before the first incremental change.
-        """
-        if "_files" not in self.record:
-            for obj in self._objects():
-                self._wrap(obj)
+        dict.__setitem__(self.record, "_files", list(self.filesmap.values()))
 
     def _check_writable(self) -> None:
         if self.bucket.locked:
-            raise BucketLockedError()
+            raise LockedBucketError(self.bucket.id)
         if self.bucket.deleted:
-            raise InvalidOperationError(description="Bucket is deleted.")
+            raise DeletedBucketError(self.bucket.id)
+
+    def _lock(self) -> None:
+        """Lock the record, then the bucket (:mod:`invenio_records_files.state`)."""
+        self.record._files_state.lock(self.record, self.bucket)
+
+    def _stored(self, key: str, entry: dict | None) -> None:
+        self.record._files_state.stored(self.record, key, entry)
 
     @staticmethod
     def _check_key(key: str) -> None:
-        if not isinstance(key, str):
-            raise TypeError(f"File key must be a string, not {type(key).__name__}.")
-        if not key:
-            raise InvalidKeyError(description="Filename must not be empty.")
-        if len(key) > current_app.config["FILES_REST_OBJECT_KEY_MAX_LEN"]:
-            raise InvalidKeyError()
+        check_key(key)
+
+    @staticmethod
+    def _check_stream(key: str, stream) -> None:
+        if not callable(getattr(stream, "read", None)):
+            raise TypeError(
+                f"File {key!r} needs a readable binary stream, "
+                f"not {type(stream).__name__}."
+            )
+
+    def _check_quota(self, size: int) -> None:
+        quota = self.bucket.quota_size
+        if quota is not None and self.bucket.size + size > quota:
+            raise FileSizeError(description="Bucket quota exceeded.")
 
     def __setitem__(self, key: str, stream) -> None:
         """Add a file, or a new version of an existing one.
@@ -319,8 +313,8 @@ class FilesIterator:
 
         :raises TypeError: if ``stream`` is not a readable binary stream or
             ``key`` is not a string.
-        :raises invenio_files_rest.errors.InvalidKeyError: if ``key`` is
-            empty or longer than ``FILES_REST_OBJECT_KEY_MAX_LEN``.
+        :raises invenio_records_files.errors.InvalidFileKeyError: if ``key``
+            is empty, too long or contains a control character.
         :raises invenio_files_rest.errors.InvalidOperationError: if the bucket
             is locked or deleted.
         """
@@ -331,60 +325,108 @@ class FilesIterator:
         self._check_key(key)
         self._check_stream(key, stream)
         self._check_writable()
-        self._ensure_filesmap()
-        obj = store_stream(self.bucket, key, stream)
-        self.file_cls(obj, self.filesmap.setdefault(key, {})).dumps()
+        destination = Destination.of(self.bucket)
+        with written_file(
+            destination, stream, size_limit=self.bucket.size_limit
+        ) as fileinstance:
+            self._lock()
+            self._check_quota(fileinstance.size)
+            with db.session.begin_nested():
+                db.session.add(fileinstance)
+                obj = ObjectVersion.create(self.bucket, key, _file_id=fileinstance)
+                entries.add(self.record.id, key)
+        data = self.filesmap.setdefault(key, {})
+        self.file_cls(obj, data).dumps()
         self._write_record()
+        self._stored(key, data)
         return obj
 
-    @staticmethod
-    def _check_stream(key: str, stream) -> None:
-        if not callable(getattr(stream, "read", None)):
-            raise TypeError(
-                f"File {key!r} needs a readable binary stream, "
-                f"not {type(stream).__name__}."
-            )
+    def update_all(self, data: Mapping) -> list[ObjectVersion]:
+        """Add the files of ``data`` (``{key: stream}``), all or none.
+
+        The bytes are written first; then one statement per table creates
+        every file, whatever their number. Used by the ``files`` setter of a
+        record without files.
+
+        .. versionadded:: 5.0.0
+        """
+        for key, stream in data.items():
+            self._check_key(key)
+            self._check_stream(key, stream)
+        self._check_writable()
+        destination = Destination.of(self.bucket)
+        written = []
+        try:
+            for key, stream in data.items():
+                written.append(
+                    (
+                        key,
+                        write_file(
+                            destination, stream, size_limit=self.bucket.size_limit
+                        ),
+                    )
+                )
+            self._lock()
+            self._check_quota(sum(fileinstance.size for _, fileinstance in written))
+            with db.session.begin_nested():
+                db.session.add_all(fileinstance for _, fileinstance in written)
+                created = objects.create_heads(self.bucket, written)
+                entries.add_many(self.record.id, ((key, {}) for key, _ in written))
+        except BaseException:
+            for _, fileinstance in written:
+                remove_quietly(fileinstance.storage())
+            raise
+        for obj in created:
+            data = self.filesmap.setdefault(obj.key, {})
+            data.update(describe(obj))
+            self._stored(obj.key, data)
+        self._write_record()
+        return created
 
     def __delitem__(self, key: str) -> None:
         """Delete a file (Files-REST keeps its history as a delete marker).
 
-        :raises KeyError: if the bucket has no file ``key``.
+        :raises invenio_records_files.errors.MissingFileError: (a
+            ``KeyError``) if the bucket has no file ``key``.
         :raises invenio_files_rest.errors.InvalidOperationError: if the bucket
             is locked or deleted.
         """
         self._check_writable()
-        obj = self._get_object(key)
-        if obj is None:
-            raise KeyError(key)
-        self._ensure_filesmap()
+        self._lock()
+        if self._get_object(key) is None:
+            raise MissingFileError(key)
         with db.session.begin_nested():
             ObjectVersion.delete(self.bucket, key)
+            entries.remove(self.record.id, [key])
         self.filesmap.pop(key, None)
         self._write_record()
+        self._stored(key, None)
 
     def rename(self, old_key: str, new_key: str) -> ObjectVersion:
         """Rename a file.
 
         The bytes are not copied: the new object version points at the same
-        file instance. The file keeps its metadata and its position.
+        file instance. The file keeps its metadata, its tags and its
+        position.
 
         :param old_key: Old key that holds the object.
         :param new_key: New key that will hold the object.
         :returns: The object that has been renamed.
-        :raises KeyError: if there is no file ``old_key``.
-        :raises invenio_records_files.errors.KeyExistsError: if a file
-            ``new_key`` exists.
-        :raises invenio_files_rest.errors.InvalidKeyError: if ``new_key`` is
-            empty or too long.
+        :raises invenio_records_files.errors.MissingFileError: (a
+            ``KeyError``) if there is no file ``old_key``.
+        :raises invenio_records_files.errors.KeyExistsError: (an
+            ``AssertionError``) if a file ``new_key`` exists.
+        :raises invenio_records_files.errors.InvalidFileKeyError: if
+            ``new_key`` is empty, too long or contains a control character.
         """
         self._check_key(new_key)
         self._check_writable()
+        self._lock()
         obj = self._get_object(old_key)
         if obj is None:
-            raise KeyError(old_key)
+            raise MissingFileError(old_key)
         if self._get_object(new_key) is not None:
             raise KeyExistsError(new_key)
-        self._ensure_filesmap()
         with db.session.begin_nested():
             # Like ObjectVersion.copy(), but passing the file instance itself
             # avoids a query (and an autoflush of the half-built object).
@@ -392,6 +434,7 @@ class FilesIterator:
             for tag in obj.tags:
                 ObjectVersionTag.create(new_obj, tag.key, tag.value)
             ObjectVersion.delete(self.bucket, old_key)
+            entries.rename(self.record.id, old_key, new_key)
         data = self.filesmap.get(old_key, {})
         self.filesmap = OrderedDict(
             (new_key if key == old_key else key, entry)
@@ -399,6 +442,13 @@ class FilesIterator:
         )
         self.file_cls(new_obj, self.filesmap.setdefault(new_key, data)).dumps()
         self._write_record()
+        state = self.record._files_state
+        if state.base is not None and old_key in state.base:
+            state.base = {
+                (new_key if key == old_key else key): entry
+                for key, entry in state.base.items()
+            }
+        self._stored(new_key, self.filesmap[new_key])
         return new_obj
 
     def sort_by(self, *ids) -> None:
@@ -408,24 +458,38 @@ class FilesIterator:
         in their current order.
 
         :param ids: Keys or file ids (``file_id``) of the files.
-        :raises KeyError: if an id names no file of the record.
+        :raises invenio_records_files.errors.MissingFileError: (a
+            ``KeyError``) if an id names no file of the record.
         :raises ValueError: if a file is named twice.
         """
-        objects = self._objects()
-        by_key = {obj.key: obj for obj in objects}
-        by_file_id = {str(obj.file_id): obj.key for obj in objects}
+        objects_ = self._objects()
+        by_key = {obj.key: obj for obj in objects_}
+        by_file_id = {str(obj.file_id): obj.key for obj in objects_}
         order: list[str] = []
         seen: set[str] = set()
         for id_ in ids:
             key = id_ if isinstance(id_, str) and id_ in by_key else None
             key = key or by_file_id.get(str(id_))
             if key is None:
-                raise KeyError(id_)
+                raise MissingFileError(id_)
             if key in seen:
                 raise ValueError(f"File {id_!r} is listed twice.")
             seen.add(key)
             order.append(key)
-        order.extend(obj.key for obj in objects if obj.key not in seen)
-        entries = [self._wrap(by_key[key]).data for key in order]
-        self.filesmap = OrderedDict((entry["key"], entry) for entry in entries)
+        order.extend(obj.key for obj in objects_ if obj.key not in seen)
+        self._lock()
+        state = self.record._files_state
+        unlisted = [key for key in order if state.base is None or key not in state.base]
+        if unlisted:
+            entries.add_many(
+                self.record.id,
+                ((key, entries.custom(self.filesmap.get(key, {}))) for key in unlisted),
+            )
+        entries.set_order(self.record.id, order)
+        listed = [self._wrap(by_key[key]).data for key in order]
+        self.filesmap = OrderedDict((entry["key"], entry) for entry in listed)
         self._write_record()
+        for entry in listed:
+            if entry["key"] in unlisted:
+                self._stored(entry["key"], entry)
+        self.record._files_state.stored_order(order)

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""Link between records and buckets."""
+"""Database models: the link between records and buckets, and file entries."""
 
 from invenio_db import db
 from invenio_files_rest.models import Bucket
 from invenio_records.models import RecordMetadata
-from sqlalchemy_utils.types import UUIDType
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy_utils.types import JSONType, UUIDType
 
 
 class RecordsBuckets(db.Model):
@@ -52,3 +53,61 @@ class RecordsBuckets(db.Model):
             obj = cls(record=model, bucket=bucket)
             db.session.add(obj)
         return obj
+
+
+class FileEntry(db.Model):
+    """A file of a record: its place in the record's order and its metadata.
+
+    One row per file the record lists in ``_files``. The bucket holds the
+    file itself (its head :class:`~invenio_files_rest.models.ObjectVersion`
+    under the same ``key``); the row holds what the record adds to it: the
+    position of the file in the record's order and the file's metadata
+    (``description``, ``type``, ...). ``_files`` is built from these rows and
+    the bucket when the record is loaded, so that a change to one file
+    writes one small row instead of the whole list.
+
+    .. versionadded:: 5.0.0
+    """
+
+    __tablename__ = "records_files_entries"
+    __table_args__ = (
+        db.UniqueConstraint(
+            "record_id", "key", name="uq_records_files_entries_record_id_key"
+        ),
+    )
+
+    id = db.Column(
+        db.BigInteger().with_variant(db.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+    """Surrogate key; files appended to a record follow in ``id`` order."""
+
+    record_id = db.Column(
+        UUIDType,
+        db.ForeignKey(RecordMetadata.id, ondelete="CASCADE"),
+        nullable=False,
+    )
+    """The record that lists the file."""
+
+    key = db.Column(
+        db.Text().with_variant(mysql.VARCHAR(255), "mysql"),
+        nullable=False,
+    )
+    """Key of the file in the record's bucket."""
+
+    position = db.Column(db.Integer, nullable=True)
+    """Place set by ``sort_by()``; ``NULL`` for files added since (they
+    follow, in the order they were added)."""
+
+    data = db.Column(
+        db.JSON()
+        .with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+        .with_variant(JSONType(), "sqlite")
+        .with_variant(JSONType(), "mysql"),
+        nullable=False,
+        default=dict,
+    )
+    """Metadata of the file set by the application (never the fields the
+    bucket provides: ``key``, ``bucket``, ``version_id``, ``file_id``,
+    ``size``, ``checksum``)."""

@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: MIT
-"""Atomic writes to a bucket through Invenio-Files-REST's storage API.
+"""Bytes on storage, through Invenio-Files-REST's storage API only.
 
-Each helper works in a savepoint and never commits; when a write fails after
-its bytes reached storage, the bytes are removed again, so no orphan file is
-left behind.
+Bytes are written before any database row describes them (and without
+using the database at all, so that a slow upload holds no connection); when
+publishing them fails, they are removed again, so no orphan file is left
+behind. Bytes of files that are deleted for good are removed once the
+transaction that deleted them commits, never before.
 """
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from flask import current_app
 from invenio_db import db
@@ -20,72 +24,128 @@ from invenio_files_rest.models import (
     ObjectVersionTag,
     Part,
 )
-from sqlalchemy import delete, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
+
+from .transactions import on_commit
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a bucket's new files go: its location and storage class."""
+
+    location: str
+    storage_class: str
+
+    @classmethod
+    def of(cls, bucket: Bucket) -> "Destination":
+        """Return the destination of new files in ``bucket``."""
+        return cls(bucket.location.uri, bucket.default_storage_class)
+
+    def storage(self, fileinstance: FileInstance):
+        """Return the storage of ``fileinstance`` at this destination."""
+        return fileinstance.storage(
+            default_location=self.location, default_storage_class=self.storage_class
+        )
 
 
 def write_file(
-    bucket: Bucket, stream, size: int | None = None, size_limit=None
+    destination: Destination, stream, size: int | None = None, size_limit=None
 ) -> FileInstance:
-    """Write ``stream`` to a new file instance in ``bucket``'s location.
+    """Write ``stream`` to a new file instance, without using the database.
 
-    The file instance is added to the session; nothing links it to an object
-    yet. If writing fails, the storage removes the partial bytes.
+    The file instance is not added to the session: the caller adds it when
+    publishing. If writing fails, the partial bytes are removed.
 
     :param size: Expected number of bytes, if known.
     :param size_limit: Limit (bytes or a Files-REST size limiter) enforced
         while writing.
     """
-    fileinstance = FileInstance.create()
-    location = {
-        "default_location": bucket.location.uri,
-        "default_storage_class": bucket.default_storage_class,
-    }
+    fileinstance = FileInstance(id=uuid.uuid4(), writable=True, readable=False, size=0)
     try:
-        fileinstance.set_contents(stream, size=size, size_limit=size_limit, **location)
+        fileinstance.set_contents(
+            stream,
+            size=size,
+            size_limit=size_limit,
+            default_location=destination.location,
+            default_storage_class=destination.storage_class,
+        )
     except Exception:
-        # Storages remove partial bytes themselves; make sure of it.
-        remove_quietly(fileinstance.storage(**location))
+        remove_quietly(destination.storage(fileinstance))
         raise
     return fileinstance
 
 
-def store_stream(bucket: Bucket, key: str, stream, **kwargs) -> ObjectVersion:
-    """Store ``stream`` as a new version of ``key`` in ``bucket``, atomically.
-
-    Runs inside a savepoint; if anything fails after the bytes reached
-    storage, they are removed again so no orphan file is left behind.
-
-    :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
-    """
-    with written_file(bucket, stream, size_limit=bucket.size_limit, **kwargs) as file_:
-        return ObjectVersion.create(bucket, key, _file_id=file_)
-
-
 @contextmanager
-def written_file(bucket: Bucket, stream, **kwargs) -> Iterator[FileInstance]:
+def written_file(destination: Destination, stream, **kwargs) -> Iterator[FileInstance]:
     """Write ``stream`` (see :func:`write_file`) for the block to publish.
 
-    The write and the block share one savepoint; if the block fails, the
-    savepoint is rolled back and the bytes are removed from storage.
+    If the block fails, the bytes are removed from storage.
     """
-    fileinstance = None
+    fileinstance = write_file(destination, stream, **kwargs)
     try:
-        with db.session.begin_nested():
-            fileinstance = write_file(bucket, stream, **kwargs)
-            yield fileinstance
-    except Exception:
-        if fileinstance is not None and fileinstance.uri:
-            remove_quietly(fileinstance.storage())
+        yield fileinstance
+    except BaseException:
+        remove_quietly(fileinstance.storage())
         raise
 
 
 def remove_quietly(storage) -> None:
-    """Remove a file's bytes from storage, logging (not raising) failures."""
+    """Remove a file's bytes from storage; log failures, once, with the URI.
+
+    Bytes that are already gone are not an error (logged at DEBUG level).
+    """
+    uri = getattr(storage, "fileurl", None) or storage
     try:
         storage.delete()
+    except FileNotFoundError:
+        current_app.logger.debug("%s was already removed from storage.", uri)
     except Exception:
-        current_app.logger.exception("Could not remove %s from storage.", storage)
+        current_app.logger.exception("Could not remove %s from storage.", uri)
+
+
+def remove_after_commit(storages: Iterable) -> None:
+    """Remove these files' bytes once the current transaction commits.
+
+    A rollback of the transaction, or of the savepoint the removal was
+    scheduled in, cancels it; a rollback of another savepoint does not.
+    """
+    storages = list(storages)
+    if storages:
+        on_commit(db.session(), lambda: [remove_quietly(s) for s in storages])
+
+
+def remove_unused_files(file_ids: Iterable) -> None:
+    """Delete the file instances no object version or upload uses any more.
+
+    Their rows are deleted now; their bytes once the transaction commits.
+    """
+    file_ids = {file_id for file_id in file_ids if file_id is not None}
+    if not file_ids:
+        return
+    used = set(
+        db.session.scalars(
+            select(ObjectVersion.file_id).where(ObjectVersion.file_id.in_(file_ids))
+        )
+    ) | set(
+        db.session.scalars(
+            select(MultipartObject.file_id).where(MultipartObject.file_id.in_(file_ids))
+        )
+    )
+    unused = file_ids - used
+    if not unused:
+        return
+    storages = [
+        fileinstance.storage()
+        for fileinstance in db.session.scalars(
+            select(FileInstance).where(FileInstance.id.in_(unused))
+        )
+        if fileinstance.uri
+    ]
+    db.session.execute(
+        delete(FileInstance).where(FileInstance.id.in_(unused)),
+        execution_options={"synchronize_session": False},
+    )
+    remove_after_commit(storages)
 
 
 def remove_bucket(bucket: Bucket) -> None:
@@ -93,18 +153,18 @@ def remove_bucket(bucket: Bucket) -> None:
 
     Deletes the bucket's object versions and their tags, its multipart
     uploads and their parts, its tags and the bucket itself, and the file
-    instances that no other bucket uses. Their bytes are removed through the
-    storage API once the transaction commits (and kept if it rolls back).
+    instances that nothing else uses (other buckets may share them, see
+    ``copy_from()``). Their bytes are removed through the storage API once
+    the transaction commits (and kept if it rolls back).
 
-    .. versionadded:: 2.0.0
+    .. versionadded:: 5.0.0
     """
     bucket_id = bucket.id
     with db.session.begin_nested():
         own = set(
             db.session.scalars(
                 select(ObjectVersion.file_id).where(
-                    ObjectVersion.bucket_id == bucket_id,
-                    ObjectVersion.file_id.isnot(None),
+                    ObjectVersion.bucket_id == bucket_id
                 )
             )
         ) | set(
@@ -113,26 +173,6 @@ def remove_bucket(bucket: Bucket) -> None:
                     MultipartObject.bucket_id == bucket_id
                 )
             )
-        )
-        shared = (
-            set(
-                db.session.scalars(
-                    select(ObjectVersion.file_id).where(
-                        ObjectVersion.bucket_id != bucket_id,
-                        ObjectVersion.file_id.in_(own),
-                    )
-                )
-            )
-            | set(
-                db.session.scalars(
-                    select(MultipartObject.file_id).where(
-                        MultipartObject.bucket_id != bucket_id,
-                        MultipartObject.file_id.in_(own),
-                    )
-                )
-            )
-            if own
-            else set()
         )
         versions = select(ObjectVersion.version_id).where(
             ObjectVersion.bucket_id == bucket_id
@@ -151,43 +191,5 @@ def remove_bucket(bucket: Bucket) -> None:
             db.session.execute(
                 statement, execution_options={"synchronize_session": False}
             )
-        exclusive = own - shared
-        storages = []
-        if exclusive:
-            for fileinstance in db.session.scalars(
-                select(FileInstance).where(FileInstance.id.in_(exclusive))
-            ):
-                if fileinstance.uri:
-                    storages.append(fileinstance.storage())
-            db.session.execute(
-                delete(FileInstance).where(FileInstance.id.in_(exclusive)),
-                execution_options={"synchronize_session": False},
-            )
+        remove_unused_files(own)
     db.session.expunge(bucket)
-    remove_after_commit(storages)
-
-
-_PENDING = "invenio_records_files.remove_after_commit"
-
-
-def remove_after_commit(storages) -> None:
-    """Remove these files' bytes when the session's transaction commits.
-
-    Any rollback in the meantime (even of a savepoint) cancels the removal:
-    bytes may be left behind, but never removed while still referenced.
-    """
-    if storages:
-        db.session().info.setdefault(_PENDING, []).extend(storages)
-
-
-@event.listens_for(Session, "after_commit")
-def _remove_pending(session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint was released; the transaction goes on
-    for storage in session.info.pop(_PENDING, []):
-        remove_quietly(storage)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _cancel_pending(session, previous_transaction) -> None:
-    session.info.pop(_PENDING, None)

@@ -1,35 +1,26 @@
 # SPDX-License-Identifier: MIT
-"""Keep a record's ``_files`` in step with its bucket, under concurrency.
+"""The writes of the REST endpoints: change the bucket, keep the record in step.
 
-The bucket is the source of truth; ``_files`` is an ordered view of it with
-per-file metadata, and ``_bucket`` names the bucket. Both are managed by the
-server:
+Each write locks the record's row, then the bucket's
+(:meth:`FilesState.lock <invenio_records_files.state.FilesState.lock>`, the
+same order as every other writer), reloads the record's metadata, changes
+the bucket, updates the file's entry in ``_files`` (one row) and commits
+the record: a new revision (small: the record's JSON does not repeat
+``_files``) with Invenio-Records' signals, in the same transaction. With
+``RECORDS_FILES_REST_UPDATE_RECORD = False`` only the bucket is locked and
+changed.
 
-* :func:`keep_managed_fields` runs in :meth:`Record.commit()
-  <invenio_records_files.api.Record.commit>`: whatever a caller did to the
-  record's dictionary (``clear()``, ``update()``, a JSON patch), ``_bucket``
-  and ``_files`` are taken from the stored record, unless ``_files`` was
-  changed through the files API of this very record object.
-* The write operations below, used by the REST endpoints, lock the record
-  row and then the bucket row (``SELECT ... FOR UPDATE``, always in this
-  order), reload both, change the bucket, update ``_files`` and commit the
-  record: concurrent writers to one record queue up instead of losing each
-  other's changes. Uploads write their bytes before taking the locks, so the
-  locks are held for a few statements, not for the transfer.
-
+Uploads store their bytes before any of this (:mod:`~invenio_records_files.storage`),
+so that the locks are held for a few statements, never during a transfer.
 Nothing here commits the session.
 """
 
 import base64
 import binascii
-from copy import deepcopy
 
+from blinker import Signal
 from invenio_db import db
-from invenio_files_rest.errors import (
-    BucketLockedError,
-    FileSizeError,
-    InvalidOperationError,
-)
+from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import (
     Bucket,
     FileInstance,
@@ -37,108 +28,57 @@ from invenio_files_rest.models import (
     ObjectVersion,
     ObjectVersionTag,
 )
-from invenio_records.errors import MissingModelError
-from sqlalchemy.orm.exc import StaleDataError
+from invenio_records.signals import after_record_update, before_record_update
+from jsonschema.exceptions import ValidationError
 
-from .errors import ChecksumMismatchError
-from .storage import written_file
-
-MANAGED_FIELDS = ("_bucket", "_files")
-
-
-def _metadata(json: dict | None) -> dict:
-    """Return the record's JSON without the fields managed by the server."""
-    return {k: v for k, v in (json or {}).items() if k not in MANAGED_FIELDS}
+from . import entries
+from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
+from .state import check_writable, state_of
+from .storage import remove_unused_files
 
 
-def keep_managed_fields(record) -> None:
-    """Restore ``_bucket`` and ``_files`` before ``record`` is committed.
-
-    Locks the record row and reloads it. ``_files`` comes from the stored
-    record, unless it was changed through the files API of this record object
-    (then the in-memory list is kept); ``_bucket`` is dumped again from the
-    linked bucket (or restored from the stored record).
-
-    A commit that follows another transaction's change of the record only
-    goes through when that change touched nothing but ``_files`` and this
-    record did not change its files: then both changes are kept.
-
-    :raises sqlalchemy.orm.exc.StaleDataError: on a conflicting concurrent
-        change (as Invenio-Records raises for any concurrent change).
-    """
-    model = record.model
-    loaded_json, loaded_version = model.json, model.version_id
-    if record.__dict__.get("_locked_in") is not db.session().get_transaction():
-        with db.session.no_autoflush:
-            db.session.refresh(model, with_for_update=True)
-    stored = model.json or {}
-    changed_here = record.__dict__.get("_files_changed", False)
-    if model.version_id != loaded_version:
-        concurrent_files = (loaded_json or {}).get("_files") != stored.get("_files")
-        if _metadata(loaded_json) != _metadata(stored) or (
-            changed_here and concurrent_files
-        ):
-            raise StaleDataError(
-                f"Record {record.id} was changed by another transaction."
-            )
-    if not changed_here:
-        _restore(record, stored, "_files")
-    bucket = record._linked_bucket()
-    if bucket is not None:
-        record.dump_bucket(record, bucket)
-    else:
-        _restore(record, stored, "_bucket")
-
-
-def _restore(record, stored: dict, field: str) -> None:
-    if field in stored:
-        record[field] = deepcopy(stored[field])
-    else:
-        record.pop(field, None)
-
-
-def lock(record, bucket: Bucket | None = None) -> None:
-    """Lock and reload the record row, then the bucket row.
-
-    The record's dictionary is reloaded from the database, so that files
-    changes made after the lock start from the latest ``_files``.
-
-    :param record: The record (``None`` to lock only the bucket).
-    :raises invenio_records.errors.MissingModelError: if the record was
-        deleted in the meantime.
-    :raises invenio_files_rest.errors.BucketLockedError: if the bucket was
-        locked in the meantime.
-    """
-    with db.session.no_autoflush:
-        if record is not None:
-            db.session.refresh(record.model, with_for_update=True)
-            if record.model.is_deleted:
-                raise MissingModelError()
-            dict.clear(record)
-            dict.update(record, record.model.data)
-            record.__dict__.pop("_files_changed", None)
-            # Row locks last until the end of the transaction: no need to
-            # lock (and reload) again when the record is committed in it.
-            record.__dict__["_locked_in"] = db.session().get_transaction()
-        if bucket is not None:
-            db.session.refresh(bucket, with_for_update=True)
-    if bucket is not None:
-        if bucket.locked:
-            raise BucketLockedError()
-        if bucket.deleted:
-            raise InvalidOperationError(description="Bucket is deleted.")
-
-
-def _publish(record, key: str, update_record: bool) -> None:
-    """Update the record's entry for ``key``; commit the record if it changed."""
-    if not update_record:
+def lock(record, bucket: Bucket, update_record: bool = True) -> None:
+    """Lock the record (when it is updated), then the bucket; reload both."""
+    if update_record:
+        state_of(record).lock(record, bucket, reload=True)
         return
-    had_files = "_files" in record
-    files = record.files
-    before = dict(files.filesmap.get(key) or {})
-    files.sync(key)
-    if not had_files or files.filesmap.get(key, {}) != before:
+    with db.session.no_autoflush:
+        db.session.refresh(bucket, with_for_update=True)
+    check_writable(bucket)
+
+
+def touch(record, emptied: bool = False) -> None:
+    """Commit ``record`` after a change of its files (a revision, signals).
+
+    ``_files`` is filled in first when someone will look at it: signal
+    receivers, record extensions, or the record's JSON schema; otherwise
+    the commit does not read the file list, whatever its length.
+
+    :param emptied: The record lists no file any more.
+    :raises invenio_records_files.errors.RecordValidationError: if the
+        record fails its schema.
+    """
+    state = state_of(record)
+    if state.base is None:
+        if emptied:
+            dict.__setitem__(record, "_files", [])
+        elif record.get("_files") == []:
+            dict.pop(record, "_files")
+        if _files_are_looked_at(record):
+            state.load(record)
+    try:
         record.commit()
+    except ValidationError as error:
+        raise RecordValidationError(record.id, error.message) from error
+
+
+def _files_are_looked_at(record) -> bool:
+    signals: tuple[Signal, ...] = (before_record_update, after_record_update)
+    return (
+        "$schema" in record
+        or any(signal.receivers for signal in signals)
+        or len(type(record)._extensions) > 1
+    )
 
 
 def check_md5(fileinstance: FileInstance, content_md5: str | None) -> None:
@@ -168,36 +108,34 @@ def upload(
     record,
     bucket: Bucket,
     key: str,
-    stream,
-    size: int | None = None,
-    size_limit=None,
+    fileinstance: FileInstance,
     content_md5: str | None = None,
     tags: dict | None = None,
     update_record: bool = True,
 ) -> ObjectVersion:
-    """Store ``stream`` as the new version of ``key`` and publish it.
+    """Publish stored bytes as the new version of ``key``.
 
-    The bytes go to storage first, without locks; then the record and the
-    bucket are locked, the quota checked against the bucket's current size,
-    the object version created and the record's ``_files`` updated and
-    committed (when ``update_record``). On any failure the bytes are removed
-    and nothing is left in the session.
+    ``fileinstance`` holds bytes already written (see
+    :func:`~invenio_records_files.storage.write_file`), not yet in the
+    session. The quota is checked against the bucket's size under the lock.
 
     :raises invenio_records_files.errors.ChecksumMismatchError: when the
         bytes do not match ``content_md5``.
-    :raises invenio_files_rest.errors.FileSizeError: when the file exceeds
-        ``size_limit`` or the bucket's quota.
+    :raises invenio_files_rest.errors.FileSizeError: when the bucket's quota
+        is exceeded.
     """
-    with written_file(bucket, stream, size=size, size_limit=size_limit) as file_:
-        check_md5(file_, content_md5)
-        lock(record if update_record else None, bucket)
-        quota = bucket.quota_size
-        if quota is not None and bucket.size + file_.size > quota:
-            raise FileSizeError(description="Bucket quota exceeded.")
-        obj = ObjectVersion.create(bucket, key, _file_id=file_)
-        for tag, value in (tags or {}).items():
-            ObjectVersionTag.create(obj, tag, value)
-        _publish(record, key, update_record)
+    check_md5(fileinstance, content_md5)
+    lock(record, bucket, update_record)
+    quota = bucket.quota_size
+    if quota is not None and bucket.size + fileinstance.size > quota:
+        raise FileSizeError(description="Bucket quota exceeded.")
+    db.session.add(fileinstance)
+    obj = ObjectVersion.create(bucket, key, _file_id=fileinstance)
+    for tag, value in (tags or {}).items():
+        ObjectVersionTag.create(obj, tag, value)
+    if update_record:
+        entries.add(record.id, key)
+        touch(record)
     return obj
 
 
@@ -212,25 +150,35 @@ def delete(
 
     Without ``version_id`` the object gets a delete marker (its history is
     kept); with one, that version is removed for good and, if it was the
-    head, the previous version becomes the head again.
+    head, the previous version becomes the head again. The bytes of a
+    removed version go once the transaction commits, unless another object
+    version still uses them.
 
-    :returns: The deleted object version (or the delete marker's object).
-    :raises KeyError: if there is no such object (any more).
+    :returns: The deleted object version.
+    :raises invenio_records_files.errors.MissingFileError: if there is no
+        such object (any more).
     """
-    with db.session.begin_nested():
-        lock(record if update_record else None, bucket)
-        obj = ObjectVersion.get(bucket, key, version_id=version_id)
-        if obj is None:
-            raise KeyError(key)
-        if version_id is None:
-            ObjectVersion.delete(bucket, key)
-        else:
-            obj.remove()
-            if obj.is_head:
-                latest = ObjectVersion.get_versions(bucket, key, desc=True).first()
-                if latest is not None:
-                    latest.is_head = True
-        _publish(record, key, update_record)
+    lock(record, bucket, update_record)
+    obj = ObjectVersion.get(bucket, key, version_id=version_id)
+    if obj is None:
+        raise MissingFileError(key)
+    changed = listed = obj.is_head
+    if version_id is None:
+        ObjectVersion.delete(bucket, key)
+        listed = False
+    else:
+        file_id = obj.file_id
+        obj.remove()
+        if changed:
+            latest = ObjectVersion.get_versions(bucket, key, desc=True).first()
+            if latest is not None:
+                latest.is_head = True
+            listed = latest is not None and latest.file_id is not None
+        remove_unused_files([file_id])
+    if update_record and changed:
+        if not listed:
+            entries.remove(record.id, [key])
+        touch(record, emptied=not listed and not entries.exist(record.id))
     return obj
 
 
@@ -248,13 +196,14 @@ def complete_multipart(
     """
     multipart.file.update_checksum()
     bucket = multipart.bucket
-    with db.session.begin_nested():
-        lock(record if update_record else None, bucket)
-        # Passing the file instance (not its id) avoids a query that would
-        # autoflush the half-built object version.
-        obj = ObjectVersion.create(
-            bucket, multipart.key, _file_id=multipart.file, version_id=version_id
-        )
-        multipart.delete()
-        _publish(record, multipart.key, update_record)
+    lock(record, bucket, update_record)
+    # Passing the file instance (not its id) avoids a query that would
+    # autoflush the half-built object version.
+    obj = ObjectVersion.create(
+        bucket, multipart.key, _file_id=multipart.file, version_id=version_id
+    )
+    multipart.delete()
+    if update_record:
+        entries.add(record.id, multipart.key)
+        touch(record)
     return obj

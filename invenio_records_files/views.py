@@ -3,22 +3,26 @@
 
 For each ``RECORDS_FILES_REST_ENDPOINTS`` entry, the record's bucket is
 served under the record's URL with Invenio-Files-REST's own resources: the
-views resolve the record from the URL, inject its bucket and delegate. The
-injected bucket is the only one they touch (the bucket id is never read from
-the request), so one record's files are never reachable through another.
+views resolve the record from the URL (:func:`pass_record`), inject its
+bucket (:func:`pass_bucket_id`) and delegate. The injected bucket is the only
+one they touch (the bucket id is never read from the request), so one
+record's files are never reachable through another.
+
+The resources' HTTP methods take ``(self, pid, record, **kwargs)``:
+subclasses override them to add their own checks and call ``super()``.
 """
 
 import re
 import uuid
 from contextlib import contextmanager
+from functools import wraps
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
 from invenio_db import db
-from invenio_files_rest.errors import BucketLockedError, FileSizeError
+from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import MultipartObject, ObjectVersion
 from invenio_files_rest.proxies import current_files_rest, current_permission_factory
 from invenio_files_rest.signals import file_deleted, file_uploaded
-from invenio_files_rest.tasks import remove_file_data
 from invenio_files_rest.views import (
     BucketResource,
     ObjectResource,
@@ -33,22 +37,25 @@ from invenio_pidstore.errors import (
     PIDRedirectedError,
     PIDUnregistered,
 )
-from invenio_records.errors import MissingModelError
-from invenio_records_rest.utils import obj_or_import_string
-from invenio_rest.errors import RESTException
+from invenio_pidstore.resolver import Resolver
 from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
-from werkzeug.routing import BuildError
+from sqlalchemy.orm.exc import NoResultFound
+from werkzeug.utils import import_string
 
 from . import sync
 from .api import FilesMixin, Record
+from .errors import LockedBucketError, NoBucketError, RecordFilesError
+from .files import check_key
 from .serializer import json_serializer
+from .state import state_of
+from .storage import Destination, written_file
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
 
 
-class RecordFilesRESTError(RESTException):
+class RecordFilesRESTError(RecordFilesError):
     """JSON error of the record files endpoints."""
 
     def __init__(self, code: int, description: str) -> None:
@@ -57,15 +64,35 @@ class RecordFilesRESTError(RESTException):
         super().__init__(description=description)
 
 
-def resolve_record(pid_value, record_class: type[FilesMixin]) -> FilesMixin:
-    """Resolve the URL's PID to a record with files, or raise an HTTP error.
+def _record_class_of(resolver: Resolver, default: type) -> type:
+    """Return the record class the URL's PID converter loads, if it has files."""
+    getter = resolver.object_getter
+    cls = getattr(getattr(getter, "func", getter), "__self__", None)
+    if isinstance(cls, type) and issubclass(cls, Record):
+        return cls
+    return default
+
+
+def resolve_record(pid_value, record_class: type[FilesMixin] = Record):
+    """Resolve the URL's PID to ``(pid, record)``, or raise an HTTP error.
+
+    The record is loaded with its bucket but without ``_files`` (writes do
+    not read the file list; ``record.files`` loads it when used).
 
     :param pid_value: The lazy PID value of the records-rest PID converter.
     :param record_class: Record class used when the converter's record class
         has no files.
     """
+    resolver = pid_value.resolver
+    cls = _record_class_of(resolver, record_class)
+
+    def load(record_id):
+        return cls._load([record_id], with_deleted=True, one=True, files=False)[0]
+
     try:
-        _pid, record = pid_value.resolver.resolve(pid_value.value)
+        pid, record = Resolver(
+            pid_type=resolver.pid_type, object_type=resolver.object_type, getter=load
+        ).resolve(pid_value.value)
     except (PIDDoesNotExistError, PIDUnregistered) as error:
         raise RecordFilesRESTError(404, "PID does not exist.") from error
     except PIDDeletedError as error:
@@ -74,44 +101,63 @@ def resolve_record(pid_value, record_class: type[FilesMixin]) -> FilesMixin:
         raise RecordFilesRESTError(404, "No record is assigned to this PID.") from error
     except PIDRedirectedError as error:
         _redirect(error)
+    except NoResultFound as error:
+        raise RecordFilesRESTError(410, "The record has been deleted.") from error
     if record.is_deleted:
         raise RecordFilesRESTError(410, "The record has been deleted.")
-    if not isinstance(record, FilesMixin):
-        record = record_class(record, model=record.model)
-    return record
+    return pid, record
 
 
 def _redirect(error: PIDRedirectedError) -> None:
-    """Answer 301 with the same files URL for the destination PID."""
+    """Answer 301 with the same files URL for the destination PID.
+
+    The query string is appended as it came; nothing of it reaches
+    ``url_for`` (which would let a client choose the scheme or the anchor).
+    """
     destination = error.destination_pid
-    if destination.pid_type == error.pid.pid_type:
-        try:
-            location = url_for(
-                request.endpoint,
-                **dict(request.view_args, pid_value=destination.pid_value),
-                **request.args,
-            )
-        except BuildError:
-            pass
-        else:
-            abort(redirect(location, code=301))
-    raise RecordFilesRESTError(404, "PID is redirected to another kind of record.")
+    if destination.pid_type != error.pid.pid_type:
+        raise RecordFilesRESTError(404, "PID is redirected to another kind of record.")
+    location = url_for(
+        request.endpoint,
+        **dict(request.view_args, pid_value=destination.pid_value),
+    )
+    if request.query_string:
+        location += "?" + request.query_string.decode("latin-1")
+    abort(redirect(location, code=301))
 
 
 @contextmanager
-def record_errors():
-    """Answer 404 or 410 when the object or the record vanished meanwhile.
-
-    Writes lock and reload the record and its bucket; another request may
-    have deleted the object (``KeyError``) or the record
-    (``MissingModelError``) between the first read and the lock.
-    """
+def rolled_back_on_error():
+    """Roll the request's transaction back if the block fails."""
     try:
         yield
-    except KeyError as error:
-        raise RecordFilesRESTError(404, "Object does not exists.") from error
-    except MissingModelError as error:
-        raise RecordFilesRESTError(410, "The record has been deleted.") from error
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def pass_record(f):
+    """Resolve the URL's ``pid_value`` and pass ``pid`` and ``record`` instead."""
+
+    @wraps(f)
+    def inner(self, *args, pid_value=None, **kwargs):
+        pid, record = resolve_record(pid_value, self.record_class)
+        return f(self, *args, pid=pid, record=record, **kwargs)
+
+    return inner
+
+
+def pass_bucket_id(f):
+    """Pass the record's bucket id as ``bucket_id`` (404 without a bucket)."""
+
+    @wraps(f)
+    def inner(self, pid, record, *args, **kwargs):
+        bucket = state_of(record).bucket(record)
+        if bucket is None:
+            raise NoBucketError(record.id)
+        return f(self, pid, record, *args, bucket_id=str(bucket.id), **kwargs)
+
+    return inner
 
 
 class RecordFilesResourceMixin:
@@ -122,20 +168,35 @@ class RecordFilesResourceMixin:
         super().__init__(*args, **kwargs)
         self.record_class = record_class
 
-    def dispatch_request(self, pid_value, **kwargs):
-        """Resolve the record, check its bucket, delegate to Files-REST."""
-        self.record = resolve_record(pid_value, self.record_class)
-        files = self.record.files
-        if files is None:
-            raise RecordFilesRESTError(404, "The record has no files.")
-        bucket = files.bucket
+    @pass_record
+    def dispatch_request(self, pid, record, **kwargs):
+        """Resolve the record, check its bucket, call the method's handler."""
+        self.pid, self.record = pid, record
+        bucket = state_of(record).bucket(record)
+        if bucket is None:
+            raise NoBucketError(record.id)
         if request.method not in READ_METHODS and bucket.locked:
-            raise BucketLockedError()
-        return super().dispatch_request(bucket_id=str(bucket.id), **kwargs)
+            raise LockedBucketError(bucket.id)
+        return super().dispatch_request(pid=pid, record=record, **kwargs)
+
+    @property
+    def update_record(self) -> bool:
+        """Tell whether writes update the record (``_files``, revision)."""
+        return current_app.config["RECORDS_FILES_REST_UPDATE_RECORD"]
 
 
 class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
     """A record's bucket: listing of its files, versions and uploads."""
+
+    @pass_bucket_id
+    def get(self, pid, record, **kwargs):
+        """List the files (``?versions``: every version; ``?uploads``)."""
+        return super().get(**kwargs)
+
+    @pass_bucket_id
+    def head(self, pid, record, **kwargs):
+        """Check that the bucket exists and may be read."""
+        return super().head(**kwargs)
 
     @need_permissions(lambda self, bucket, versions: bucket, "bucket-read")
     def listobjects(self, bucket, versions):
@@ -166,14 +227,44 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
     all in one transaction committed here.
     """
 
-    @property
-    def update_record(self) -> bool:
-        """Tell whether writes update the record's ``_files``."""
-        return current_app.config["RECORDS_FILES_REST_UPDATE_RECORD"]
+    @pass_bucket_id
+    def get(self, pid, record, **kwargs):
+        """Download a file (``?versionId``, ``?download``), list upload parts."""
+        return super().get(**kwargs)
+
+    @pass_bucket_id
+    def head(self, pid, record, **kwargs):
+        """Send the headers of a download."""
+        return super().get(**kwargs)
+
+    @pass_bucket_id
+    def put(self, pid, record, **kwargs):
+        """Upload a file (a new version of it), or a part of an upload."""
+        return super().put(**kwargs)
+
+    @pass_bucket_id
+    def post(self, pid, record, **kwargs):
+        """Start (``?uploads``) or complete (``?uploadId``) a multipart upload."""
+        return super().post(**kwargs)
+
+    @pass_bucket_id
+    def delete(self, pid, record, **kwargs):
+        """Delete a file, remove a version, or abort a multipart upload."""
+        return super().delete(**kwargs)
 
     def create_object(self, bucket, key):
-        """Upload a new object (or a new version of it)."""
+        """Upload a new object (or a new version of it).
+
+        The bytes are received with no database connection held: the record
+        and the bucket are read and the permissions checked first, then the
+        transaction ends, the bytes go to storage, and a new transaction
+        publishes them.
+        """
+        check_key(key)
         stream, content_length, content_md5, tags = current_files_rest.upload_factory()
+        for tag, value in (tags or {}).items():
+            check_key(tag, max_length=255)
+            check_key(value, max_length=255)
         size_limit = bucket.size_limit
         if content_length and size_limit and content_length > size_limit:
             raise FileSizeError(
@@ -181,19 +272,24 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 if isinstance(size_limit, int)
                 else size_limit.reason
             )
-        with record_errors():
+        destination = Destination.of(bucket)
+        db.session.commit()  # no connection held during the transfer
+        with (
+            written_file(
+                destination, stream, size=content_length, size_limit=size_limit
+            ) as fileinstance,
+            rolled_back_on_error(),
+        ):
             obj = sync.upload(
                 self.record,
                 bucket,
                 key,
-                stream,
-                size=content_length,
-                size_limit=size_limit,
+                fileinstance,
                 content_md5=content_md5,
                 tags=tags,
                 update_record=self.update_record,
             )
-        db.session.commit()
+            db.session.commit()
         file_uploaded.send(current_app._get_current_object(), obj=obj)
         return self.make_response(
             data=obj,
@@ -213,7 +309,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 current_permission_factory(bucket, "object-delete-version"),
                 hidden=False,
             )
-        with record_errors():
+        with rolled_back_on_error():
             deleted = sync.delete(
                 self.record,
                 bucket,
@@ -221,10 +317,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 version_id=version_id,
                 update_record=self.update_record,
             )
-        file_id = deleted.file_id if version_id is not None else None
-        db.session.commit()
-        if file_id:
-            remove_file_data.delay(str(file_id))
+            db.session.commit()
         file_deleted.send(current_app._get_current_object(), obj=deleted)
         return self.make_response("", 204)
 
@@ -236,35 +329,36 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         waits; here the merge runs in the request, so completion needs no
         worker and the new version exists when the response is sent.
         """
-        multipart.complete()
         version_id = uuid.uuid4()
-        with record_errors():
+        with rolled_back_on_error():
+            multipart.complete()
             obj = sync.complete_multipart(
                 self.record,
                 multipart,
                 version_id=version_id,
                 update_record=self.update_record,
             )
-        response = self.make_response(
-            data=multipart,
-            context={
-                "class": MultipartObject,
-                "bucket": multipart.bucket,
-                "object_version_id": str(version_id),
-            },
-        )
-        db.session.commit()
+            response = self.make_response(
+                data=multipart,
+                context={
+                    "class": MultipartObject,
+                    "bucket": multipart.bucket,
+                    "object_version_id": str(version_id),
+                },
+            )
+            db.session.commit()
         file_uploaded.send(current_app._get_current_object(), obj=obj)
         return response
 
     def multipart_init(self, bucket, key, **kwargs):
         """Start a multipart upload (the bucket's size changes: lock it)."""
-        sync.lock(None, bucket)
+        check_key(key)
+        sync.lock(self.record, bucket, update_record=False)
         return super().multipart_init(bucket, key, **kwargs)
 
     def multipart_delete(self, bucket, key, upload_id):
         """Abort a multipart upload (the bucket's size changes: lock it)."""
-        sync.lock(None, bucket)
+        sync.lock(self.record, bucket, update_record=False)
         return super().multipart_delete(bucket, key, upload_id)
 
 
@@ -276,8 +370,9 @@ def create_blueprint_from_app(app: Flask) -> Blueprint:
     ``<item_route><suffix>`` (endpoint ``<endpoint_prefix>_bucket_api``) and
     ``<item_route><suffix>/<path:key>`` (``<endpoint_prefix>_object_api``).
 
-    :raises ValueError: if an endpoint prefix is not defined in the named
-        configuration, or its item route has no PID converter.
+    :raises invalid_prefix: ``KeyError`` (as version 4 raised) if an endpoint
+        prefix is not defined in the named configuration; ``ValueError`` if
+        its item route has no PID converter.
     """
     blueprint = Blueprint("invenio_records_files", __name__, url_prefix="")
     for config_name, endpoints in app.config.get(
@@ -286,19 +381,41 @@ def create_blueprint_from_app(app: Flask) -> Blueprint:
         rest_endpoints = app.config.get(config_name) or {}
         for prefix, suffix in endpoints.items():
             if prefix not in rest_endpoints:
-                raise ValueError(
-                    f"Endpoint prefix {prefix!r} (RECORDS_FILES_REST_ENDPOINTS) is "
-                    f"not defined in {config_name}."
-                )
+                raise UnknownEndpointError(prefix, config_name)
             options = rest_endpoints[prefix]
+            record_class = options.get("record_class")
             add_record_files_rules(
                 blueprint,
                 prefix,
                 options["item_route"],
                 suffix,
-                record_class=obj_or_import_string(options.get("record_class")),
+                record_class=import_string(record_class)
+                if isinstance(record_class, str)
+                else record_class,
             )
     return blueprint
+
+
+class UnknownEndpointError(KeyError, ValueError):
+    """An endpoint prefix of ``RECORDS_FILES_REST_ENDPOINTS`` is not defined.
+
+    A ``KeyError`` (as version 4 raised) and a ``ValueError``.
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(self, prefix: str, config_name: str) -> None:
+        """Initialize with the endpoint ``prefix`` and the ``config_name``."""
+        self.prefix = prefix
+        self.config_name = config_name
+        super().__init__(
+            f"Endpoint prefix {prefix!r} (RECORDS_FILES_REST_ENDPOINTS) is "
+            f"not defined in {config_name}."
+        )
+
+    def __str__(self) -> str:
+        """Say which prefix is missing from which configuration."""
+        return str(self.args[0])
 
 
 def add_record_files_rules(
@@ -314,7 +431,7 @@ def add_record_files_rules(
             f"The item route {item_route!r} of {prefix!r} needs a PID converter, "
             "e.g. '<pid(recid):pid_value>'."
         )
-    if record_class is None or not issubclass(record_class, FilesMixin):
+    if record_class is None or not issubclass(record_class, Record):
         record_class = Record
     route = item_route.rstrip("/") + "/" + suffix.strip("/")
     options = {
@@ -329,3 +446,12 @@ def add_record_files_rules(
         f"{route}/<path:key>",
         view_func=RecordObjectResource.as_view(f"{prefix}_object_api", **options),
     )
+
+
+__all__ = (
+    "RecordBucketResource",
+    "RecordObjectResource",
+    "create_blueprint_from_app",
+    "pass_bucket_id",
+    "pass_record",
+)

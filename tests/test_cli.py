@@ -13,7 +13,8 @@ from invenio_records.models import RecordMetadata
 
 from invenio_records_files import cli
 from invenio_records_files.api import Record
-from invenio_records_files.models import RecordsBuckets
+from invenio_records_files.check import KEYS_SHOWN, LEGACY
+from invenio_records_files.models import FileEntry, RecordsBuckets
 
 FILE_FIELDS = ("bucket", "checksum", "file_id", "key", "size", "version_id")
 
@@ -51,6 +52,12 @@ def create(db, keys=("a.txt", "b.txt"), record_class=Record):
 
 
 def stored(db, record):
+    """The record as readers see it: its JSON with ``_files`` (a fresh read)."""
+    db.session.expire_all()
+    return dict(Record.get_record(record.id))
+
+
+def stored_json(db, record):
     db.session.expire_all()
     return db.session.get(RecordMetadata, record.id).json
 
@@ -62,6 +69,24 @@ def drift(db, record, change):
     change(json)
     model.json = json
     db.session.commit()
+
+
+def unlist(db, record, *keys):
+    """Remove entries behind the record API's back (all when no keys)."""
+    query = FileEntry.query.filter_by(record_id=record.id)
+    if keys:
+        query = query.filter(FileEntry.key.in_(keys))
+    query.delete(synchronize_session=False)
+    db.session.commit()
+
+
+def make_legacy(db, record, change=None):
+    """Store ``_files`` in the JSON, without rows, as version 4 did."""
+    listed = deepcopy(Record.get_record(record.id)["_files"])
+    unlist(db, record)
+    if change is not None:
+        change(listed)
+    drift(db, record, lambda json: json.update(_files=listed))
 
 
 def bucket_dump(record):
@@ -138,6 +163,7 @@ def test_empty_files_list_and_empty_bucket_agree(check, db, location):
     record = create(db, keys=())
     drift(db, record, lambda json: json.update(_files=[]))
     assert check().exit_code == 0
+    assert stored(db, record)["_files"] == []
 
 
 def test_progress_bar_goes_to_stderr(check, db, location):
@@ -150,61 +176,66 @@ def test_progress_bar_goes_to_stderr(check, db, location):
 # -- problems and their repair -----------------------------------------------------
 
 
-def remove_b(json):
-    json["_files"] = [f for f in json["_files"] if f["key"] != "b.txt"]
+def legacy(change=None):
+    def drifter(db, record):
+        make_legacy(db, record, change)
+
+    return drifter
 
 
-def add_ghost(json):
-    json["_files"].append({**json["_files"][0], "key": "ghost.txt"})
+def drop_b(listed):
+    listed[:] = [entry for entry in listed if entry["key"] != "b.txt"]
 
 
-def duplicate_a(json):
-    json["_files"].append(deepcopy(json["_files"][0]))
+def add_ghost(listed):
+    listed.append({**listed[0], "key": "ghost.txt"})
 
 
-def add_keyless(json):
-    json["_files"].extend([{"size": 1}, {"key": 5}, "c.txt"])
+def duplicate_a(listed):
+    listed.append(deepcopy(listed[0]))
+
+
+def add_keyless(listed):
+    listed.extend([{"size": 1}, {"key": 5}, "c.txt"])
 
 
 def change(field, value):
-    def changer(json):
-        json["_files"][0][field] = value
+    def changer(listed):
+        listed[0][field] = value
 
     return changer
 
 
-def drop_files(json):
-    del json["_files"]
+def ghost_entry(db, record):
+    db.session.add(FileEntry(record_id=record.id, key="ghost.txt", data={}))
+    db.session.commit()
 
 
 DRIFTS = {
-    "missing": (remove_b, "missing in _files: b.txt"),
-    "no-files-key": (drop_files, "missing in _files: a.txt, b.txt"),
-    "ghost": (add_ghost, "not in bucket: ghost.txt"),
-    "duplicate": (duplicate_a, "duplicate: a.txt"),
-    "keyless": (add_keyless, "3 entries without a key"),
-    "checksum": (change("checksum", "md5:0"), "stale: a.txt"),
-    "size": (change("size", 1000), "stale: a.txt"),
-    "file_id": (change("file_id", str(uuid.uuid4())), "stale: a.txt"),
-    "version_id": (change("version_id", str(uuid.uuid4())), "stale: a.txt"),
-    "bucket": (change("bucket", str(uuid.uuid4())), "stale: a.txt"),
-    "version_id-missing": (lambda j: j["_files"][0].pop("version_id"), "stale: a.txt"),
-    "not-a-list": (
-        lambda json: json.update(_files={"a.txt": {}}),
-        "_files is not a list; missing in _files: a.txt, b.txt",
-    ),
-    "null": (
-        lambda json: json.update(_files=None),
-        "_files is not a list; missing in _files: a.txt, b.txt",
+    "missing": (lambda db, r: unlist(db, r, "b.txt"), "missing in _files: b.txt"),
+    "no-entries": (lambda db, r: unlist(db, r), "missing in _files: a.txt, b.txt"),
+    "ghost": (ghost_entry, "not in bucket: ghost.txt"),
+    "legacy": (legacy(), LEGACY),
+    "legacy-missing": (legacy(drop_b), f"{LEGACY}; missing in _files: b.txt"),
+    "legacy-ghost": (legacy(add_ghost), f"{LEGACY}; not in bucket: ghost.txt"),
+    "legacy-duplicate": (legacy(duplicate_a), LEGACY),
+    "legacy-keyless": (legacy(add_keyless), LEGACY),
+    "legacy-stale": (legacy(change("checksum", "md5:0")), LEGACY),
+    "legacy-not-a-list": (
+        lambda db, r: (
+            make_legacy(db, r, lambda listed: listed.clear())
+            or drift(db, r, lambda json: json.update(_files={"a.txt": {}}))
+        ),
+        f"{LEGACY}; missing in _files: a.txt, b.txt",
     ),
 }
 
 
-@pytest.mark.parametrize(("drift_files", "reason"), DRIFTS.values(), ids=DRIFTS)
-def test_disagreement_reported_and_fixed(check, db, location, drift_files, reason):
+@pytest.mark.parametrize(("make_drift", "reason"), DRIFTS.values(), ids=DRIFTS)
+def test_disagreement_reported_and_fixed(check, db, location, make_drift, reason):
     create(db)
     record = create(db)
-    drift(db, record, drift_files)
+    make_drift(db, record)
 
     result = check()
     assert result.exit_code == 1, result.output
@@ -219,9 +250,10 @@ def test_disagreement_reported_and_fixed(check, db, location, drift_files, reaso
         f"{record.id}: {reason} (fixed)",
         "Checked 2 records: problems in 1 record (1 fixed), 0 orphan buckets.",
     ]
-    json = stored(db, record)
-    assert json["title"] == "A record"
-    assert json["_files"] == list(bucket_dump(record).values())
+    data = stored(db, record)
+    assert data["title"] == "A record"
+    assert data["_files"] == list(bucket_dump(record).values())
+    assert "_files" not in stored_json(db, record)
 
     result = check()
     assert result.exit_code == 0, result.output
@@ -252,20 +284,16 @@ def test_wrong_bucket_id_reported_and_fixed(check, db, location, change_bucket, 
 
     assert check("--fix").exit_code == 0
     assert stored(db, record)["_bucket"] == bucket_id
-    assert "_files" not in stored(db, record)
+    assert "_files" not in stored_json(db, record)
     assert check().exit_code == 0
 
 
-def test_new_version_uploaded_behind_the_record(check, db, location):
+def test_new_version_uploaded_behind_the_record_is_no_drift(check, db, location):
     record = create(db)
     obj = ObjectVersion.create(record.bucket, "a.txt", stream=BytesIO(b"version 2"))
     db.session.commit()
 
-    result = check()
-    assert result.exit_code == 1
-    assert lines(result)[0] == f"{record.id}: stale: a.txt"
-
-    assert check("--fix").exit_code == 0
+    assert check().exit_code == 0
     entry = stored(db, record)["_files"][0]
     assert entry["version_id"] == str(obj.version_id)
     assert entry["checksum"] == obj.file.checksum
@@ -278,10 +306,12 @@ def test_file_deleted_behind_the_record(check, db, location):
     ObjectVersion.delete(record.bucket, "a.txt")
     db.session.commit()
 
+    assert [f["key"] for f in stored(db, record)["_files"]] == ["b.txt"]
     result = check()
     assert lines(result)[0] == f"{record.id}: not in bucket: a.txt"
     assert check("--fix").exit_code == 0
-    assert [f["key"] for f in stored(db, record)["_files"]] == ["b.txt"]
+    assert check().exit_code == 0
+    assert FileEntry.query.filter_by(record_id=record.id).count() == 1
 
 
 def test_all_reasons_on_one_line(check, db, location):
@@ -289,24 +319,21 @@ def test_all_reasons_on_one_line(check, db, location):
     ObjectVersion.create(record.bucket, "d.txt", stream=BytesIO(b"d"))
     db.session.commit()
 
-    def mess(json):
-        json["_files"] = [f for f in json["_files"] if f["key"] != "a.txt"]
-        json["_files"].append({"key": "ghost.txt"})
-        json["_files"][0]["checksum"] = "md5:0"
-
-    drift(db, record, mess)
+    unlist(db, record, "a.txt")
+    ghost_entry(db, record)
+    drift(db, record, lambda json: json.update(_bucket="elsewhere"))
     result = check()
     assert lines(result)[0] == (
         f"{record.id}: missing in _files: a.txt, d.txt; not in bucket: ghost.txt; "
-        "stale: b.txt"
+        f"bucket id in record is elsewhere, linked bucket is {record.bucket_id}"
     )
 
 
 def test_long_key_lists_are_shortened(check, db, location):
-    keys = [f"file-{i:02d}.txt" for i in range(cli.KEYS_SHOWN + 3)]
+    keys = [f"file-{i:02d}.txt" for i in range(KEYS_SHOWN + 3)]
     record = create(db, keys=keys)
-    drift(db, record, drop_files)
-    shown = ", ".join(keys[: cli.KEYS_SHOWN])
+    unlist(db, record)
+    shown = ", ".join(keys[:KEYS_SHOWN])
     assert lines(check())[0] == f"{record.id}: missing in _files: {shown} (and 3 more)"
 
 
@@ -320,11 +347,8 @@ def test_fix_keeps_order_and_metadata(check, db, location):
     ObjectVersion.create(record.bucket, "c.txt", stream=BytesIO(b"c, version 2"))
     db.session.commit()
 
-    def mess(json):
-        json["_files"] = [f for f in json["_files"] if f["key"] != "a.txt"]
-        json["_files"].insert(1, {"key": "ghost.txt", "title": "Ghost"})
-
-    drift(db, record, mess)
+    unlist(db, record, "a.txt")
+    ghost_entry(db, record)
 
     result = check("--fix")
     assert result.exit_code == 0, result.output
@@ -337,15 +361,30 @@ def test_fix_keeps_order_and_metadata(check, db, location):
     assert check().exit_code == 0
 
 
-def test_fix_repairs_duplicate_and_keyless_entries(check, db, location):
+def test_fix_moves_legacy_files_with_their_metadata_and_order(check, db, location):
+    record = create(db, keys=("a.txt", "b.txt", "c.txt"))
+
+    def mess(listed):
+        listed[1]["title"] = "Bee"
+        listed.reverse()
+        listed.extend([{"size": 1}, deepcopy(listed[1])])
+
+    make_legacy(db, record, mess)
+    assert check("--fix").exit_code == 0
+    files = stored(db, record)["_files"]
+    assert [f["key"] for f in files] == ["c.txt", "b.txt", "a.txt"]
+    assert files[1]["title"] == "Bee"
+    assert "_files" not in stored_json(db, record)
+
+
+def test_legacy_files_are_read_before_they_are_moved(db, location):
     record = create(db)
 
-    def mess(json):
-        json["_files"][1]["title"] = "Bee"
-        json["_files"].extend([{"size": 1}, deepcopy(json["_files"][1])])
+    def mess(listed):
+        listed[1]["title"] = "Bee"
+        listed.extend([{"size": 1}, deepcopy(listed[1])])
 
-    drift(db, record, mess)
-    assert check("--fix").exit_code == 0
+    make_legacy(db, record, mess)
     files = stored(db, record)["_files"]
     assert [f["key"] for f in files] == ["a.txt", "b.txt"]
     assert files[1]["title"] == "Bee"
@@ -353,7 +392,7 @@ def test_fix_repairs_duplicate_and_keyless_entries(check, db, location):
 
 def test_fix_adds_a_revision_and_keeps_other_metadata(check, db, location):
     record = create(db)
-    drift(db, record, remove_b)
+    unlist(db, record, "b.txt")
     revision = db.session.get(RecordMetadata, record.id).version_id
     assert check("--fix").exit_code == 0
     model = db.session.get(RecordMetadata, record.id)
@@ -402,7 +441,7 @@ def test_orphan_list_is_limited(check, db, location, monkeypatch):
 
 def test_fix_with_orphans_still_fails(check, db, location):
     record = create(db)
-    drift(db, record, remove_b)
+    unlist(db, record, "b.txt")
     orphan = Bucket.create()
     db.session.commit()
     result = check("--fix")
@@ -421,7 +460,7 @@ def test_fix_with_orphans_still_fails(check, db, location):
 def test_deleted_records_and_records_without_bucket_are_ignored(check, db, location):
     create(db)
     deleted = create(db)
-    drift(db, deleted, remove_b)
+    unlist(db, deleted, "b.txt")
     Record.get_record(deleted.id).delete()
     without_bucket = Record.create({}, with_bucket=False)
     db.session.commit()
@@ -431,7 +470,7 @@ def test_deleted_records_and_records_without_bucket_are_ignored(check, db, locat
     result = check("--fix")
     assert result.exit_code == 0, result.output
     assert lines(result) == ["Checked 1 record: no problems found."]
-    assert stored(db, without_bucket)["_files"] == [{"key": "x.txt"}]
+    assert stored_json(db, without_bucket)["_files"] == [{"key": "x.txt"}]
 
 
 def test_record_linked_to_several_buckets(check, db, location):
@@ -472,12 +511,13 @@ def test_batches(check, db, location, batch_size):
     records = [create(db, keys=(f"{i}.txt",)) for i in range(5)]
     broken = sorted((records[1], records[4]), key=lambda r: r.id)
     for record in broken:
-        drift(db, record, drop_files)
+        unlist(db, record)
 
     result = check("--batch-size", str(batch_size))
     assert result.exit_code == 1
     assert lines(result)[:2] == [
-        f"{record.id}: missing in _files: {record.files.keys[0]}" for record in broken
+        f"{record.id}: missing in _files: {next(iter(record.files.keys))}"
+        for record in broken
     ]
     assert lines(result)[2] == (
         "Checked 5 records: problems in 2 records, 0 orphan buckets."
@@ -538,7 +578,7 @@ def count_statements(check, statements, records):
 
 
 def test_statements_do_not_grow_with_records(check, statements, db, location):
-    drift(db, create(db, keys=("a.txt", "b.txt", "c.txt")), remove_b)
+    unlist(db, create(db, keys=("a.txt", "b.txt", "c.txt")), "b.txt")
     for _ in range(2):
         create(db, keys=("a.txt", "b.txt", "c.txt"))
     few = count_statements(check, statements, 3)

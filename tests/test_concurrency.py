@@ -247,8 +247,22 @@ def stored_state(live: LiveServer, pid: str) -> dict:
             text("SELECT size FROM files_bucket WHERE id = :bucket"),
             {"bucket": bucket_id},
         ).scalar_one()
+        listed = (
+            connection.execute(
+                text(
+                    "SELECT e.key FROM pidstore_pid p "
+                    "JOIN records_files_entries e ON e.record_id = p.object_uuid "
+                    "WHERE p.pid_type = 'recid' AND p.pid_value = :pid "
+                    "ORDER BY e.position IS NULL, e.position, e.id"
+                ),
+                {"pid": pid},
+            )
+            .scalars()
+            .all()
+        )
     return {
         "json": json,
+        "listed": list(listed),
         "revision": version_id - 1,
         "bucket": str(bucket_id),
         "heads": {
@@ -297,7 +311,9 @@ def check_record(
         assert download.content == data, key
 
     stored = stored_state(live, pid)
-    assert stored["json"] == record["metadata"]
+    metadata = {k: v for k, v in record["metadata"].items() if k != "_files"}
+    assert stored["json"] == metadata
+    assert stored["listed"] == [entry["key"] for entry in entries]
     assert record["metadata"]["_bucket"] == stored["bucket"]
     assert {entry["bucket"] for entry in entries} <= {stored["bucket"]}
     heads = {

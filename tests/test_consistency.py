@@ -35,7 +35,15 @@ def record(db, location):
 
 
 def stored(record_id):
-    """The record's JSON as stored (a fresh read)."""
+    """The record as readers see it (a fresh read): its JSON with ``_files``."""
+    from invenio_db import db
+
+    db.session.expire_all()
+    return dict(Record.get_record(record_id))
+
+
+def stored_json(record_id):
+    """The record's JSON column as stored (a fresh read)."""
     from invenio_db import db
 
     db.session.expire_all()
@@ -288,16 +296,24 @@ def commit_elsewhere(db, record_id, **changes):
     )
 
 
+def add_file_elsewhere(db, record, key):
+    """Add a file as another transaction's upload would (new revision)."""
+    from invenio_records_files import entries
+
+    ObjectVersion.create(record.bucket, key, stream=BytesIO(key.encode()))
+    entries.add(record.id, key)
+    commit_elsewhere(db, record.id)
+
+
 def test_concurrent_change_of_files_only_is_merged(record, db):
     loaded = Record.get_record(record.id)
-    entry = {"key": "from-another-request.txt", "bucket": str(record.bucket.id)}
-    commit_elsewhere(db, record.id, _files=[entry])
+    add_file_elsewhere(db, record, "from-another-request.txt")
     loaded["title"] = "Edited meanwhile"
     loaded.commit()
     db.session.commit()
     after = stored(record.id)
     assert after["title"] == "Edited meanwhile"
-    assert after["_files"] == [entry]
+    assert [e["key"] for e in after["_files"]] == ["from-another-request.txt"]
 
 
 def test_concurrent_metadata_changes_conflict(record, db):
@@ -308,12 +324,14 @@ def test_concurrent_metadata_changes_conflict(record, db):
         loaded.commit()
 
 
-def test_concurrent_files_changes_conflict(record, db):
+def test_concurrent_files_changes_are_both_kept(record, db):
     loaded = Record.get_record(record.id)
-    commit_elsewhere(db, record.id, _files=[{"key": "other.txt"}])
+    add_file_elsewhere(db, record, "other.txt")
     loaded.files["mine.txt"] = BytesIO(b"mine")
-    with pytest.raises(StaleDataError):
-        loaded.commit()
+    loaded.commit()
+    db.session.commit()
+    assert keys(record.id) == ["other.txt", "mine.txt"]
+    assert_in_sync(record.id, record.bucket.id)
 
 
 def test_revert_keeps_current_files(record, db):
@@ -333,10 +351,11 @@ def test_revert_keeps_current_files(record, db):
     assert reverted["_files"] == after["_files"]
 
 
-def test_created_record_keeps_no_client_files(db, location):
-    record = Record.create({"_files": [{"key": "forged.txt"}]})
-    db.session.commit()
-    assert "_files" not in stored(record.id)
+def test_created_record_refuses_client_files_not_in_its_bucket(db, location):
+    with pytest.raises(ValueError, match=r"forged\.txt"):
+        Record.create({"_files": [{"key": "forged.txt"}]})
+    assert RecordMetadata.query.count() == 0
+    assert Bucket.query.count() == 0
 
 
 def test_record_created_on_an_existing_bucket_describes_its_files(db, location):
@@ -578,7 +597,7 @@ def test_failure_after_the_bytes_are_stored(
     def fail(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(sync, "_publish", fail)
+    monkeypatch.setattr(sync, "touch", fail)
     with pytest.raises(RuntimeError):
         upload(client, "new.bin", b"x" * 20)
     assert_nothing_changed(record, snapshot, tmp_path)
@@ -595,11 +614,11 @@ def meanwhile(monkeypatch):
     changes = []
     original = sync.lock
 
-    def lock(record, bucket=None):
+    def lock(record, bucket, update_record=True):
         for change in changes:
             change()
         changes.clear()
-        return original(record, bucket)
+        return original(record, bucket, update_record)
 
     monkeypatch.setattr(sync, "lock", lock)
     return changes
@@ -610,7 +629,7 @@ def test_object_deleted_meanwhile(client, record, meanwhile):
     meanwhile.append(lambda: ObjectVersion.delete(record.bucket, "a.txt"))
     response = client.delete("/api/records/1/files/a.txt")
     assert response.status_code == 404
-    assert body(response)["message"] == "Object does not exists."
+    assert body(response)["message"] == "File 'a.txt' does not exist."
 
 
 def test_record_deleted_meanwhile(client, record, meanwhile, db, tmp_path):

@@ -79,10 +79,14 @@ def test_object_permission(client, record, app, monkeypatch):
 
 
 def test_pid_in_log_data_of_a_checksum_mismatch(client, record, db, caplog):
-    # A record whose stored _files disagree with the bytes (e.g. edited in SQL).
-    json = copy.deepcopy(record.model.json)
-    json["_files"][0]["checksum"] = "md5:00000000000000000000000000000000"
-    record.model.json = json
+    # A record whose _files disagree with the bytes: written by an older
+    # version (in the JSON, without entry rows) and edited in SQL.
+    from invenio_records_files.models import FileEntry
+
+    listed = copy.deepcopy(record["_files"])
+    listed[0]["checksum"] = "md5:00000000000000000000000000000000"
+    record.model.json = {**record.model.json, "_files": listed}
+    FileEntry.query.filter_by(record_id=record.id).delete()
     db.session.commit()
     with caplog.at_level(logging.WARNING):
         response = client.get("/records/1/files/hello.txt")

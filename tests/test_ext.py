@@ -147,7 +147,7 @@ def test_schema_validates_a_record_with_files(schema, db, location):
     record.files["a.txt"] = BytesIO(b"a")
     record.files["a.txt"]["type"] = "txt"  # custom per-file metadata
     record.commit()
-    data = record.model.json
+    data = dict(record)
     assert data["_bucket"] == str(record.bucket.id)
     assert [f["key"] for f in data["_files"]] == ["a.txt"]
     Draft4Validator(schema).validate(data)

@@ -473,7 +473,7 @@ def test_redirected_pid(client, record, other_record, db):
     db.session.commit()
     response = client.get("/api/records/1/files/a.txt?download")
     assert response.status_code == 301
-    assert path(response.headers["Location"]) == "/api/records/2/files/a.txt?download="
+    assert path(response.headers["Location"]) == "/api/records/2/files/a.txt?download"
 
 
 @pytest.mark.parametrize(
