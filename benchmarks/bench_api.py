@@ -4,36 +4,37 @@
 Prints, for records with N files, the SQL statements each operation runs
 (exact, machine-independent) and its wall time (noisy: compare the rows of one
 run with each other, not with another machine). Each operation runs on a
-record freshly loaded from the database, as in a new request.
+record freshly loaded from the database, as in a new request. Then:
 
-    python benchmarks/bench_api.py            # N = 10, 100, 300 (+3000)
-    python benchmarks/bench_api.py --sizes 10 300 --big 0
-    SQLALCHEMY_DATABASE_URI=postgresql://postgres@127.0.0.1/bench python ...
+* creating and committing records, against the same steps done with the
+  dependencies alone (a Files-REST bucket, an Invenio-Records record, the
+  link row: what version 4 did), statements and rate in the same run;
+* adding one file to a record of ``--scale`` files, then committing it;
+* ``record.files = {...}`` with ``--scale`` streams, against creating the
+  same objects with Files-REST directly.
 
-The issue's budgets (N = 300) are checked and the script exits non-zero when
-one is exceeded.
+    python benchmarks/bench_api.py                 # N = 10, 100, 300 (+3000)
+    python benchmarks/bench_api.py --sizes 10 300 --big 0 --scale 0
+    SQLALCHEMY_DATABASE_URI=postgresql://postgres@127.0.0.1/postgres python ...
+
+On PostgreSQL the benchmark creates a database of its own next to the one
+named, and drops only that one. The budgets are checked and the script exits
+non-zero when one is exceeded.
 """
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
-import warnings
 from io import BytesIO
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from common import bench_app
 from invenio_db import db
-from invenio_files_rest.models import Location
-from sqlalchemy_utils import create_database, database_exists, drop_database
+from invenio_files_rest.models import Bucket, ObjectVersion
+from invenio_records.api import Record as PlainRecord
 
 from invenio_records_files.api import Record
-from tests.helpers import StatementCounter, create_app
-
-# SQLAlchemy-Continuum's savepoint warning (see setup.cfg): harmless noise here.
-warnings.filterwarnings("ignore", "nested transaction already deassociated")
+from invenio_records_files.models import RecordsBuckets
+from tests.helpers import StatementCounter
 
 BUDGETS = {
     "add one file": 20,
@@ -53,9 +54,7 @@ BIG_OPERATIONS = ("add one file", "dumps()")
 def make_record(n: int) -> str:
     """Create a record with ``n`` one-line files; return its id."""
     record = Record.create({"title": f"{n} files"})
-    files = record.files
-    for i in range(n):
-        files[f"file-{i:05d}.txt"] = BytesIO(b"line %d\n" % i)
+    record.files = {f"file-{i:05d}.txt": BytesIO(b"line %d\n" % i) for i in range(n)}
     record.commit()
     db.session.commit()
     return str(record.id)
@@ -113,24 +112,137 @@ def bench_add_one_by_one(counter: StatementCounter, n: int):
     return counter.total, elapsed
 
 
+# -- creating and committing ---------------------------------------------------
+
+
+def create_ours(with_bucket: bool) -> None:
+    """Create a record (and its bucket) with this module."""
+    Record.create({"title": "x"}, with_bucket=with_bucket)
+
+
+def create_parts(with_bucket: bool) -> None:
+    """Create the same rows with the dependencies alone (as version 4 did)."""
+    data = {"title": "x"}
+    bucket = Bucket.create() if with_bucket else None
+    if bucket is not None:
+        data["_bucket"] = str(bucket.id)
+    record = PlainRecord.create(data)
+    if bucket is not None:
+        RecordsBuckets.create(record=record.model, bucket=bucket)
+
+
+def commit_statements(counter: StatementCounter, record_class) -> int:
+    """Statements of ``commit()`` after a metadata change of a loaded record."""
+    record_id = record_class.create({"title": "x"}).id
+    db.session.commit()
+    db.session.remove()
+    record = record_class.get_record(record_id)
+    record["title"] = "y"
+    with counter.count():
+        record.commit()
+        db.session.commit()
+    return counter.total
+
+
+def bench_creation(counter: StatementCounter, count: int, rounds: int) -> list[str]:
+    """Print statements and rates of record creation, ours against the parts."""
+    print("\ncreating records (statements per record, with its commit)")
+    failures = []
+    for with_bucket in (True, False):
+        label = "with a bucket" if with_bucket else "without a bucket"
+        totals = {}
+        for name, create in (("ours", create_ours), ("parts", create_parts)):
+            create(with_bucket)
+            db.session.commit()
+            with counter.count():
+                create(with_bucket)
+                db.session.commit()
+            totals[name] = counter.total
+        print(f"  {label:<18} ours {totals['ours']:>3}   parts {totals['parts']:>3}")
+        if totals["ours"] > totals["parts"]:
+            failures.append(f"create {label}: {totals['ours']} > {totals['parts']}")
+    ours, plain = (
+        commit_statements(counter, Record),
+        commit_statements(counter, PlainRecord),
+    )
+    print(f"  {'commit()':<18} ours {ours:>3}   Invenio-Records {plain:>3}")
+    if ours > plain:
+        failures.append(f"commit: {ours} > {plain}")
+
+    best = {"ours": float("inf"), "parts": float("inf")}
+    for _ in range(rounds):
+        for name, create in (("ours", create_ours), ("parts", create_parts)):
+            start = time.perf_counter()
+            for _ in range(count):
+                create(True)
+            db.session.commit()
+            best[name] = min(best[name], time.perf_counter() - start)
+    rates = {name: count / seconds for name, seconds in best.items()}
+    ratio = rates["ours"] / rates["parts"]
+    print(
+        f"  rate, {count} records with buckets, best of {rounds}: "
+        f"ours {rates['ours']:.0f}/s, parts {rates['parts']:.0f}/s "
+        f"(ratio {ratio:.2f})"
+    )
+    return failures
+
+
+# -- scale ---------------------------------------------------------------------
+
+
+def bench_scale(counter: StatementCounter, n: int) -> None:
+    """Adding to a record of ``n`` files; creating ``n`` files at once."""
+    print(f"\nrecords with {n} files")
+    counts = {}
+    for size in (10, n):
+        record_id = make_record(size)
+        record = fresh(record_id)
+        with counter.count():
+            start = time.perf_counter()
+            record.files["new.txt"] = BytesIO(b"new")
+            record.commit()
+            db.session.commit()
+            elapsed = time.perf_counter() - start
+        counts[size] = counter.total
+        print(
+            f"  add one file + commit() to {size:>6} files: "
+            f"{counter.total} statements, {elapsed * 1000:.1f} ms"
+        )
+
+    streams = {f"file-{i:05d}.txt": b"line %d\n" % i for i in range(n)}
+    times = {}
+    for name in ("ours", "files-rest"):
+        bucket_record = Record.create({"title": "scale"})
+        db.session.commit()
+        start = time.perf_counter()
+        if name == "ours":
+            bucket_record.files = {k: BytesIO(v) for k, v in streams.items()}
+            bucket_record.commit()
+        else:
+            bucket = Bucket.create()
+            for key, content in streams.items():
+                ObjectVersion.create(bucket, key, stream=BytesIO(content))
+        db.session.commit()
+        times[name] = time.perf_counter() - start
+    print(
+        f"  files = {{{n} streams}}: ours {times['ours']:.2f} s, Files-REST "
+        f"ObjectVersion.create() x {n}: {times['files-rest']:.2f} s "
+        f"(ratio {times['ours'] / times['files-rest']:.2f})"
+    )
+
+
 def main() -> int:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 300])
     parser.add_argument("--big", type=int, default=3000, help="0 to skip")
+    parser.add_argument("--scale", type=int, default=10000, help="0 to skip")
+    parser.add_argument("--records", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="irf-bench-")
-    uri = os.environ.get("SQLALCHEMY_DATABASE_URI") or f"sqlite:///{tmp}/bench.db"
-    app = create_app(uri)
     failures = []
-    with app.app_context():
-        if not database_exists(uri):
-            create_database(uri)
-        db.drop_all()
-        db.create_all()
-        db.session.add(Location(name="bench", uri=f"{tmp}/files", default=True))
-        db.session.commit()
+    with bench_app() as app, app.app_context():
         counter = StatementCounter(db.engine)
         print(f"database: {db.engine.url.get_backend_name()}")
 
@@ -164,12 +276,10 @@ def main() -> int:
                 f"\nadding {n} files one by one: {total} statements, {seconds:.2f} s"
                 " (the original: 49,358 statements)"
             )
+        failures += bench_creation(counter, args.records, args.rounds)
+        if args.scale:
+            bench_scale(counter, args.scale)
         counter.close()
-        db.session.remove()
-        db.drop_all()
-    if not uri.startswith("sqlite") and database_exists(uri):
-        drop_database(uri)
-    shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print(f"\nOVER BUDGET: {', '.join(failures)}")
         return 1

@@ -20,13 +20,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy_utils import create_database, drop_database
 from sqlalchemy_utils.types import UUIDType
 
-from invenio_records_files.models import RecordsBuckets
+from invenio_records_files.models import FileEntry, RecordsBuckets
 
 from .helpers import create_app
 
 BRANCH = "invenio_records_files"
 ROOT, CREATE_TABLE, ADD_INDEX = "2da9a03b0833", "1ba76da94103", "4a5d5b4d4c2f"
+ADD_ENTRIES = "8f3a6c1d2e4b"
 TABLE = "records_buckets"
+ENTRIES = "records_files_entries"
+TABLES = (TABLE, ENTRIES)
 
 pytestmark = pytest.mark.filterwarnings(
     # Flask-Alembic 3.1 joins version_locations with "," and sets no
@@ -82,7 +85,8 @@ def other_branches_ready(alembic, migration_uri):
     if not migration_uri.startswith("sqlite"):
         return
     db.metadata.create_all(
-        db.engine, tables=[t for name, t in db.metadata.tables.items() if name != TABLE]
+        db.engine,
+        tables=[t for name, t in db.metadata.tables.items() if name not in TABLES],
     )
     alembic.stamp(
         [h.revision for h in alembic.heads() if BRANCH not in h.branch_labels]
@@ -156,7 +160,7 @@ def table_diffs(alembic):
     return [
         diff
         for diff in alembic.compare_metadata()
-        if diff_table(diff) == TABLE and not is_sqlite_uuid_reflection(diff)
+        if diff_table(diff) in TABLES and not is_sqlite_uuid_reflection(diff)
     ]
 
 
@@ -167,7 +171,9 @@ def test_revision_graph(alembic):
     )
     assert script.get_revision(BRANCH) is root  # the label is on the root
     assert ROOT in script.get_bases()
-    assert script.get_revision(f"{BRANCH}@head") is add_index
+    entries = script.get_revision(ADD_ENTRIES)
+    assert script.get_revision(f"{BRANCH}@head") is entries
+    assert entries.down_revision == ADD_INDEX
     assert root.branch_labels == {BRANCH}
     assert root.down_revision is None
     assert root.dependencies == "dbdbc1b19cf2"
@@ -178,7 +184,7 @@ def test_revision_graph(alembic):
 
 
 def test_upgrade_creates_table_and_index(upgraded):
-    assert our_revision(upgraded) == ADD_INDEX
+    assert our_revision(upgraded) == ADD_ENTRIES
     table = describe_table(TABLE)
     # Column types are the dialect's (UUID on PostgreSQL, BINARY on SQLite).
     columns = table.pop("columns")
@@ -204,17 +210,44 @@ def test_migrated_table_matches_models(upgraded):
     assert table_diffs(upgraded) == []
 
 
-def test_migrated_table_matches_create_all(upgraded):
-    migrated = describe_table(TABLE)
+def test_upgrade_creates_the_entries_table(upgraded):
+    table = describe_table(ENTRIES)
+    columns = table.pop("columns")
+    assert [(name, nullable) for name, _, nullable in columns] == [
+        ("id", False),
+        ("record_id", False),
+        ("key", False),
+        ("position", True),
+        ("data", False),
+    ]
+    assert table["primary_key"] == ["id"]
+    assert table["foreign_keys"] == [
+        (
+            "fk_records_files_entries_record_id_records_metadata",
+            "record_id",
+            "records_metadata",
+        )
+    ]
+
+
+@pytest.mark.parametrize("model", [RecordsBuckets, FileEntry], ids=TABLES)
+def test_migrated_table_matches_create_all(upgraded, model):
+    name = model.__tablename__
+    migrated = describe_table(name)
     upgraded.downgrade(ROOT)
-    RecordsBuckets.__table__.create(db.engine)
+    for table in (RecordsBuckets.__table__, FileEntry.__table__):
+        table.create(db.engine)
     try:
-        assert describe_table(TABLE) == migrated
+        assert describe_table(name) == migrated
     finally:
-        RecordsBuckets.__table__.drop(db.engine)
+        for table in (FileEntry.__table__, RecordsBuckets.__table__):
+            table.drop(db.engine)
 
 
 def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
+    upgraded.downgrade(ADD_INDEX)
+    assert not sa.inspect(db.engine).has_table(ENTRIES)
+    assert sa.inspect(db.engine).has_table(TABLE)
     upgraded.downgrade(ROOT)
     assert our_revision(upgraded) == ROOT
     assert not sa.inspect(db.engine).has_table(TABLE)
@@ -225,6 +258,7 @@ def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
     assert sa.inspect(db.engine).has_table("files_bucket")
 
     upgraded.upgrade()
-    assert our_revision(upgraded) == ADD_INDEX
+    assert our_revision(upgraded) == ADD_ENTRIES
     assert sa.inspect(db.engine).has_table(TABLE)
+    assert sa.inspect(db.engine).has_table(ENTRIES)
     assert table_diffs(upgraded) == []

@@ -96,3 +96,89 @@ def test_rest_upload_does_not_grow_with_the_number_of_files(
     empty = rest_upload_statements(app, db, statements, 0)
     many = rest_upload_statements(app, db, statements, 40)
     assert abs(many - empty) <= 10
+
+
+# -- creating and committing records: no more than the dependencies ------------
+
+
+def plain_create(with_bucket):
+    """The statements a record with files can't avoid: those of its parts."""
+    from invenio_files_rest.models import Bucket
+    from invenio_records.api import Record as PlainRecord
+
+    from invenio_records_files.models import RecordsBuckets
+
+    data = {"title": "x"}
+    bucket = Bucket.create() if with_bucket else None
+    if bucket is not None:
+        data["_bucket"] = str(bucket.id)
+    record = PlainRecord.create(data)
+    if bucket is not None:
+        db_add(RecordsBuckets(record=record.model, bucket=bucket))
+
+
+def db_add(obj):
+    from invenio_db import db
+
+    db.session.add(obj)
+
+
+def create_and_commit(statements, db, create):
+    Record.create({"title": "warm-up"})
+    db.session.commit()
+    with statements.count():
+        create()
+        db.session.commit()
+    return statements.total
+
+
+@pytest.mark.parametrize("with_bucket", [True, False], ids=["bucket", "no-bucket"])
+def test_create_costs_what_its_parts_cost(db, location, statements, with_bucket):
+    ours = create_and_commit(
+        statements, db, lambda: Record.create({"title": "x"}, with_bucket=with_bucket)
+    )
+    parts = create_and_commit(statements, db, lambda: plain_create(with_bucket))
+    assert ours == parts
+
+
+def test_commit_without_file_changes_costs_what_invenio_records_costs(
+    db, location, statements
+):
+    from invenio_records.api import Record as PlainRecord
+
+    counts = []
+    for record_class in (Record, PlainRecord):
+        record_id = record_class.create({"title": "x"}).id
+        db.session.commit()
+        db.session.expunge_all()
+        record = record_class.get_record(record_id)
+        record["title"] = "y"
+        with statements.count():
+            record.commit()
+            db.session.commit()
+        counts.append(statements.total)
+    assert counts[0] == counts[1] <= 9
+
+
+def test_commit_of_a_record_with_files_does_not_grow(db, location, statements):
+    counts = []
+    for n in (2, 40):
+        record = record_with(n, db)
+        record["title"] = "changed"
+        with statements.count():
+            record.commit()
+            db.session.commit()
+        counts.append(statements.total)
+    assert counts[0] == counts[1] <= 9
+
+
+def test_get_record_is_two_queries(db, location, statements):
+    counts = []
+    for n in (2, 40):
+        record_id = record_with(n, db).id
+        db.session.expunge_all()
+        with statements.count():
+            record = Record.get_record(record_id)
+        assert len(record["_files"]) == n
+        counts.append(len([s for s in statements.statements if s != "BEGIN"]))
+    assert counts == [2, 2]
