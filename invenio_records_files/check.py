@@ -244,7 +244,10 @@ def fix(record_class, found: Problem) -> bool:
             files.flush()
             record.commit()
     except Exception as error:  # reported; the other records go on
-        found.outcome = f"not fixed: {type(error).__name__}: {error}"
+        message = str(getattr(error, "message", None) or error).splitlines()
+        found.outcome = (
+            f"not fixed: {type(error).__name__}: {message[0] if message else ''}"
+        )
         return False
     found.outcome = "fixed"
     return True

@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from io import BytesIO
 from typing import NamedTuple
 
 import pytest
@@ -63,6 +64,7 @@ class ErrorLog(logging.Handler):
 class LiveServer:
     base_url: str
     reader: Engine
+    app: object
     """Engine of its own (no pool) to read what was really committed."""
     errors: ErrorLog = field(default_factory=ErrorLog)
 
@@ -116,6 +118,7 @@ def server(database_uri, is_postgresql, tmp_path_factory):
         live = LiveServer(
             base_url=f"http://127.0.0.1:{http.server_port}",
             reader=create_engine(uri, poolclass=NullPool),
+            app=app,
         )
         # Werkzeug ("Error on request") and Flask ("Exception on ...") log
         # unhandled errors; both propagate to the root logger.
@@ -225,9 +228,9 @@ def statuses(results) -> list[tuple[str, str, int]]:
 def stored_state(live: LiveServer, pid: str) -> dict:
     """Read the record row and its bucket's objects with a fresh connection."""
     with live.reader.connect() as connection:
-        json, version_id, bucket_id = connection.execute(
+        json, version_id, bucket_id, record_id = connection.execute(
             text(
-                "SELECT r.json, r.version_id, rb.bucket_id FROM pidstore_pid p "
+                "SELECT r.json, r.version_id, rb.bucket_id, r.id FROM pidstore_pid p "
                 "JOIN records_metadata r ON r.id = p.object_uuid "
                 "JOIN records_buckets rb ON rb.record_id = r.id "
                 "WHERE p.pid_type = 'recid' AND p.pid_value = :pid"
@@ -261,6 +264,7 @@ def stored_state(live: LiveServer, pid: str) -> dict:
             .all()
         )
     return {
+        "id": record_id,
         "json": json,
         "listed": list(listed),
         "revision": version_id - 1,
@@ -456,3 +460,40 @@ def test_concurrent_metadata_edits_and_uploads(live, editors):
     assert set(record["metadata"]) == {"title", "_bucket", "_files"}
     # Every successful write (upload or edit) made exactly one revision.
     assert final == revision + len(files) + len(applied)
+
+
+def python_api_writer(live: LiveServer, record_id, files: dict[str, bytes]):
+    """A worker adding files through the Python API, one commit per file."""
+
+    def job():
+        from invenio_records_files.api import Record
+
+        with live.app.app_context():
+            record = Record.get_record(record_id)
+            try:
+                for key, data in files.items():
+                    record.files[key] = BytesIO(data)
+                    record.commit()
+                    db.session.commit()
+            finally:
+                db.session.remove()
+        return ("API", "all", None)
+
+    return job
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_python_api_writer_and_http_clients(live, round_):
+    pid, revision = create_record(live)
+    record_id = stored_state(live, pid)["id"]
+    api_files, http_files = contents("api", 5), contents("http", 10)
+
+    results = run_together(
+        [python_api_writer(live, record_id, api_files)]
+        + [upload(live, pid, k, v) for k, v in http_files.items()]
+    )
+
+    assert results[0] == ("API", "all", None)
+    assert statuses(results[1:]) == [("PUT", key, 200) for key in http_files]
+    _, final = check_record(live, pid, {**api_files, **http_files})
+    assert final == revision + len(api_files) + len(http_files)
