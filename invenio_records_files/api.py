@@ -20,6 +20,7 @@ from invenio_files_rest.errors import InvalidOperationError
 from invenio_files_rest.models import Bucket, ObjectVersion
 from invenio_records.api import Record as _Record
 from invenio_records.errors import MissingModelError
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import NoResultFound, StaleDataError
 
 from . import entries
@@ -219,6 +220,8 @@ class Record(_Record, FilesMixin):
             )
             if not with_deleted:
                 query = query.filter(cls.model_cls.is_deleted != True)  # noqa: E712
+            if not files:  # for writers: where new files go
+                query = query.options(joinedload(Bucket.location))
             rows = query.all()
             if one and not rows:
                 raise NoResultFound()

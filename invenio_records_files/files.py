@@ -332,7 +332,6 @@ class FilesIterator:
             self._lock()
             self._check_quota(fileinstance.size)
             with db.session.begin_nested():
-                db.session.add(fileinstance)
                 obj = ObjectVersion.create(self.bucket, key, _file_id=fileinstance)
                 entries.add(self.record.id, key)
         data = self.filesmap.setdefault(key, {})

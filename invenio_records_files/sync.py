@@ -129,7 +129,8 @@ def upload(
     quota = bucket.quota_size
     if quota is not None and bucket.size + fileinstance.size > quota:
         raise FileSizeError(description="Bucket quota exceeded.")
-    db.session.add(fileinstance)
+    # The object version brings the file instance into the session: both are
+    # inserted by one flush.
     obj = ObjectVersion.create(bucket, key, _file_id=fileinstance)
     for tag, value in (tags or {}).items():
         ObjectVersionTag.create(obj, tag, value)
