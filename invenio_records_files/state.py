@@ -199,7 +199,7 @@ class FilesState:
                 self._lock_record(record, reload)
             if bucket is not None:
                 with session.no_autoflush:
-                    session.refresh(bucket, with_for_update=True)
+                    lock_row(bucket)
             self._locked_in = current(session)
             self._locked_bucket = bucket
         if check and bucket is not None:
@@ -213,7 +213,7 @@ class FilesState:
         before = self.loaded_json if self.loaded_json is not None else model.json
         try:
             with db.session.no_autoflush:
-                db.session.refresh(model, with_for_update=True)
+                lock_row(model)
         except InvalidRequestError as error:
             raise RecordGoneError(record_identity(model)) from error
         if model.json is None:
@@ -249,7 +249,7 @@ class FilesState:
         model = record.model
         try:
             with db.session.no_autoflush:
-                db.session.refresh(model, with_for_update=True)
+                lock_row(model)
         except InvalidRequestError:
             return False
         if model.json is None or metadata_of(type(record), model.json) != metadata_of(
@@ -380,6 +380,11 @@ class FilesState:
             final.append(entry)
         dict.__setitem__(record, "_files", final)
         self.base = {entry["key"]: entries.copy_json(entry) for entry in final}
+
+
+def lock_row(instance) -> None:
+    """Reload ``instance`` and lock its row (``SELECT ... FOR UPDATE OF``)."""
+    db.session.refresh(instance, with_for_update={"of": type(instance)})
 
 
 def check_writable(bucket: Bucket) -> None:

@@ -33,7 +33,7 @@ from jsonschema.exceptions import ValidationError
 
 from . import entries
 from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
-from .state import check_writable, state_of
+from .state import check_writable, lock_row, state_of
 from .storage import remove_unused_files
 
 
@@ -43,7 +43,7 @@ def lock(record, bucket: Bucket, update_record: bool = True) -> None:
         state_of(record).lock(record, bucket, reload=True)
         return
     with db.session.no_autoflush:
-        db.session.refresh(bucket, with_for_update=True)
+        lock_row(bucket)
     check_writable(bucket)
 
 
