@@ -53,5 +53,5 @@ def verify_files(
                 failure.expected,
                 failure.found,
             )
-    logger.info("Verified %d files: %d failed.", report.checked, report.failed)
+    logger.info("Verified files: %d checked, %d failed.", report.checked, report.failed)
     return {"checked": report.checked, "failed": report.failed}

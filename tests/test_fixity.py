@@ -3,8 +3,10 @@
 
 import hashlib
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from invenio_files_rest.models import Bucket, FileInstance, ObjectVersion
@@ -487,6 +489,43 @@ def test_task(app, db, location, caplog):
         f"version {version_id}: expected {MD5_A}, found {MD5_DAMAGED}."
     ]
     assert tasks.verify_files.apply().get() == {"checked": 0, "failed": 0}
-    assert tasks.verify_files.apply(
-        kwargs={"older_than_days": None, "limit": 1}
-    ).get() == {"checked": 1, "failed": 1}
+    assert tasks.verify_files.apply(kwargs={"older_than_days": None}).get() == {
+        "checked": 2,
+        "failed": 1,
+    }
+    limited = tasks.verify_files.apply(kwargs={"older_than_days": None, "limit": 1})
+    assert limited.get()["checked"] == 1
+
+
+def test_failure_table():
+    failures = [
+        fixity.Failure(
+            record_id=uuid.uuid4(),
+            pid_type="recid",
+            pid_value="13",
+            key="img.png",
+            version_id=uuid.UUID("8c3f1d52-2e44-4bd8-a9e0-0d3c6f4b8f7e"),
+            file_id=uuid.uuid4(),
+            expected=MD5_A,
+            found="missing",
+        ),
+        fixity.Failure(
+            record_id=uuid.uuid4(),
+            pid_type="recid",
+            pid_value="12",
+            key="data.csv",
+            version_id=uuid.UUID("0f6a9a2b-5f0c-4c4b-9a43-4ad3e4c0a2f1"),
+            file_id=uuid.uuid4(),
+            expected=md5(b"foobar"),
+            found=md5(b"hello") + " (5 bytes, 6 expected)",
+        ),
+    ]
+    docs = (Path(__file__).parent.parent / "docs" / "consistency.rst").read_text()
+    assert "\n".join(f"   {line}" for line in fixity.failure_table(failures)) in docs
+
+
+def test_task_is_registered_for_invenio_celery():
+    from importlib.metadata import entry_points
+
+    modules = {e.value for e in entry_points(group="invenio_celery.tasks")}
+    assert "invenio_records_files.tasks" in modules
