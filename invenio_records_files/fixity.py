@@ -187,7 +187,8 @@ def verify_files(
     the least recently checked.
 
     :param checked_before: Verify files never checked or last checked before
-        this moment (timezone-aware); ``None`` means now, i.e. every file.
+        this moment (timezone-aware); ``None`` (or a later moment) means now,
+        i.e. every file.
     :param record_ids: Verify only the files of these records (all records
         when ``None``).
     :param batch_size: File instances per batch.
@@ -195,8 +196,9 @@ def verify_files(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}.")
-    if checked_before is None:
-        checked_before = datetime.now(tz=UTC)
+    now = datetime.now(tz=UTC)
+    # Later than now, the files verified by this run would be selected again.
+    checked_before = now if checked_before is None else min(checked_before, now)
     if record_ids is not None:
         record_ids = list(record_ids)
     remaining = limit

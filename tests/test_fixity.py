@@ -529,3 +529,10 @@ def test_task_is_registered_for_invenio_celery():
 
     modules = {e.value for e in entry_points(group="invenio_celery.tasks")}
     assert "invenio_records_files.tasks" in modules
+
+
+def test_a_moment_in_the_future_verifies_each_file_once(db, location):
+    make_record(db, "1")
+    future = datetime.now(tz=UTC) + timedelta(days=1)
+    batches = list(fixity.verify_files(future, batch_size=1))
+    assert [b.checked for b in batches] == [1, 1]
