@@ -36,5 +36,5 @@ with Invenio-Records' signals), in the same database transaction as the
 change of the bucket. Set it to ``False`` to leave the record untouched, as
 Invenio-Records-Files 1.x did.
 
-.. versionadded:: 2.0.0
+.. versionadded:: 5.0.0
 """

@@ -9,14 +9,17 @@ savepoints).
 """
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from invenio_db import db as db_
 from invenio_files_rest.models import Location
+from invenio_s3 import InvenioS3
 from sqlalchemy.engine import make_url
 from sqlalchemy_utils import create_database, database_exists, drop_database
 
+from . import s3 as s3_helpers
 from .helpers import (
     BufferedClient,
     StatementCounter,
@@ -85,9 +88,12 @@ def app(base_app, database):
         yield base_app
 
 
-@pytest.fixture
-def db(app, database):
-    """Database whose changes are rolled back after the test."""
+@contextmanager
+def rolled_back(database):
+    """Bind the session to a transaction rolled back at the end of the block.
+
+    Works on the engine of the current application.
+    """
     connection = database.engine.connect()
     transaction = connection.begin()
 
@@ -114,6 +120,13 @@ def db(app, database):
         transaction.rollback()
         connection.close()
         database.session = original
+
+
+@pytest.fixture
+def db(app, database):
+    """Database whose changes are rolled back after the test."""
+    with rolled_back(database) as db:
+        yield db
 
 
 @pytest.fixture
@@ -152,3 +165,77 @@ def postgresql_only(is_postgresql):
     """Skip, visibly, a test that needs PostgreSQL."""
     if not is_postgresql:
         pytest.skip("needs PostgreSQL (set SQLALCHEMY_DATABASE_URI)")
+
+
+# -- files on S3 (moto's server on loopback) ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_settings():
+    """Production S3 settings (``examples/deployment_config.py``) for a server.
+
+    The server (moto, on loopback) runs for the rest of the test session.
+    """
+    with s3_helpers.s3_server() as endpoint_url:
+        yield s3_helpers.deployment_settings(endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def s3_base_app(database_uri, app_config, s3_settings):
+    """The test application with its files on S3, through Invenio-S3."""
+    app = create_app(database_uri, **{**app_config, **s3_settings})
+    InvenioS3(app)
+    yield app
+    with app.app_context():
+        db_.engine.dispose()
+
+
+@pytest.fixture
+def s3_app(s3_base_app, database):
+    """Application with files on S3, with a pushed application context."""
+    with s3_base_app.app_context():
+        yield s3_base_app
+
+
+@pytest.fixture
+def s3_db(s3_app, database):
+    """Database of the S3 application, rolled back after the test."""
+    with rolled_back(database) as db:
+        yield db
+
+
+@pytest.fixture
+def s3(s3_settings):
+    """boto3 client of the S3 server."""
+    return s3_helpers.client(s3_settings)
+
+
+@pytest.fixture
+def s3_bucket(s3):
+    """An S3 bucket of this test's own (deleted afterwards, with its objects)."""
+    name = s3_helpers.create_bucket(s3)
+    yield name
+    s3_helpers.delete_bucket(s3, name)
+
+
+@pytest.fixture
+def s3_location(s3_db, s3_bucket):
+    """Default files location in the test's S3 bucket."""
+    loc = Location(name="s3", uri=f"s3://{s3_bucket}", default=True)
+    s3_db.session.add(loc)
+    s3_db.session.commit()
+    return loc
+
+
+@pytest.fixture
+def s3_client(s3_app, s3_db, s3_location):
+    """HTTP test client of the application with files on S3."""
+    s3_app.test_client_class = BufferedClient
+    with s3_app.test_client() as client:
+        yield client
+
+
+@pytest.fixture
+def s3_record(s3_db, s3_location):
+    """A record with its bucket on S3 and the PID ``recid:1``."""
+    return create_record("1")
