@@ -6,6 +6,7 @@ The application is configured like production: the S3 settings come from
 """
 
 import hashlib
+import importlib.metadata
 import json
 import re
 from io import BytesIO
@@ -246,6 +247,11 @@ def test_beat_schedule_runs_the_verify_task(
     damaged = s3_full_record.files["a.txt"].obj.file
     s3.put_object(Bucket=s3_bucket, Key=key_of(damaged), Body=b"X")
     celery = s3_app.extensions["flask-celeryext"].celery
+    # A worker (Invenio-Celery) loads the tasks of this entry point.
+    (ours,) = importlib.metadata.entry_points(
+        group="invenio_celery.tasks", name="invenio_records_files"
+    )
+    ours.load()
     schedule = s3_app.config["CELERY_BEAT_SCHEDULE"]
     assert list(schedule) == ["records-files-verify"]
     for entry in schedule.values():
