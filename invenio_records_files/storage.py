@@ -30,7 +30,8 @@ def write_file(
     """Write ``stream`` to a new file instance in ``bucket``'s location.
 
     The file instance is added to the session; nothing links it to an object
-    yet. If writing fails, the storage removes the partial bytes.
+    yet. If writing fails, the storage removes the partial bytes. The stream
+    is read ``RECORDS_FILES_UPLOAD_CHUNK_SIZE`` bytes at a time.
 
     :param size: Expected number of bytes, if known.
     :param size_limit: Limit (bytes or a Files-REST size limiter) enforced
@@ -41,8 +42,11 @@ def write_file(
         "default_location": bucket.location.uri,
         "default_storage_class": bucket.default_storage_class,
     }
+    chunk_size = current_app.config.get("RECORDS_FILES_UPLOAD_CHUNK_SIZE")
     try:
-        fileinstance.set_contents(stream, size=size, size_limit=size_limit, **location)
+        fileinstance.set_contents(
+            stream, size=size, size_limit=size_limit, chunk_size=chunk_size, **location
+        )
     except Exception:
         # Storages remove partial bytes themselves; make sure of it.
         remove_quietly(fileinstance.storage(**location))

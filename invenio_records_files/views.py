@@ -40,7 +40,7 @@ from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.routing import BuildError
 
-from . import sync
+from . import download, sync
 from .api import FilesMixin, Record
 from .serializer import json_serializer
 
@@ -165,6 +165,9 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
     ``_files`` (``RECORDS_FILES_REST_UPDATE_RECORD``) and commits the record,
     all in one transaction committed here.
     """
+
+    send_object = staticmethod(download.send_object)
+    """Send downloads in fixed-size chunks (see :mod:`.download`)."""
 
     @property
     def update_record(self) -> bool:
