@@ -125,6 +125,14 @@ def send_object(
     Invenio-Files-REST's, with the body streamed by :func:`send_file`, and an
     RFC 3230 ``Digest`` header next to ``Content-MD5``.
 
+    :param bucket: Not used; Files-REST's signature.
+    :param obj: The :class:`~invenio_files_rest.models.ObjectVersion` to send.
+    :param expected_chksum: Checksum the caller expects (e.g. the record's
+        ``_files``); a different one is logged as a warning with
+        ``logger_data``.
+    :param restricted: ``False`` lets caches keep the file.
+    :param as_attachment: Send ``Content-Disposition: attachment``.
+
     .. versionadded:: 2.0.0
     """
     if not obj.is_head:
@@ -175,8 +183,8 @@ def send_file(
     try:
         fp = storage.open(mode="rb")
     except Exception as error:
-        # Files-REST passes the error as ``errors``, which its JSON error
-        # body cannot render (a 500 without a body); log it instead.
+        # Files-REST passes the error as ``errors``, which Invenio-REST then
+        # fails to render as JSON; log it and answer with the message only.
         current_app.logger.error(
             "Could not open file instance %s: %r", fileinstance.id, error
         )
@@ -227,8 +235,8 @@ def _set_body(response: Response, storage, fp) -> None:
     A range gets the chunks of exactly that range (instead of Werkzeug's
     wrapper, which reads past its end). A whole local file goes to the WSGI
     server's ``wsgi.file_wrapper`` if it has one, so the server may use
-    ``sendfile``; servers are only required to honour ``Content-Length``
-    with it, so it never serves a range.
+    ``sendfile``. Servers differ on whether a file wrapper starts at the
+    file's position and stops at ``Content-Length``, so ranges never use it.
     """
     if response.status_code == 206:
         content_range = response.content_range
