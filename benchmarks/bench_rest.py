@@ -14,12 +14,12 @@
    and a download of 8 MiB and of 32 MiB: streamed transfers do not grow with
    the file size.
 4. Transfer rates of random bytes (64 MiB by default) over loopback, best of
-   3: the record endpoint, plain Files-REST, and a trivial view on the same
-   server that streams the same storage file in 1 MiB chunks (or, for
-   uploads, reads the request in 1 MiB chunks into storage, computing the
-   MD5 as every upload does): the ceiling of this stack. Downloads through
-   the record endpoint must reach 5x Files-REST's rate and 0.8x the
-   ceiling's.
+   3 (in turns, each first once): the record endpoint, plain Files-REST, and
+   a trivial view on the same server that streams the same storage file in
+   1 MiB chunks (or, for uploads, reads the request in 1 MiB chunks into
+   storage, computing the MD5 as every upload does): the ceiling of this
+   stack. Downloads through the record endpoint must reach 5x Files-REST's
+   rate and 0.8x the ceiling's.
 
     python benchmarks/bench_rest.py
     python benchmarks/bench_rest.py --sizes 10 300 --mib 32 --rounds 5
@@ -301,14 +301,16 @@ def bench_rates(port, directory, mib, rounds):
     }
     transfer(port, "PUT", urls["record"], path, size)
     best = {(op, name): float("inf") for op in ("GET", "PUT") for name in urls}
-    for _ in range(rounds):
-        for name, url in urls.items():
-            seconds, received = transfer(port, "GET", url)
+    names = list(urls)
+    for turn in range(rounds):
+        order = names[turn % len(names) :] + names[: turn % len(names)]
+        for name in order:
+            seconds, received = transfer(port, "GET", urls[name])
             if received != size:
-                raise RuntimeError(f"GET {url}: {received} bytes of {size}")
+                raise RuntimeError(f"GET {urls[name]}: {received} bytes of {size}")
             best["GET", name] = min(best["GET", name], seconds)
-        for name, url in urls.items():
-            seconds, _ = transfer(port, "PUT", url, path, size)
+        for name in order:
+            seconds, _ = transfer(port, "PUT", urls[name], path, size)
             best["PUT", name] = min(best["PUT", name], seconds)
 
     def rate(op, name):
