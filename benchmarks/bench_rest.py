@@ -13,6 +13,13 @@
 3. Peak memory (tracemalloc, server and client in this process) of an upload
    and a download of 8 MiB and of 32 MiB: streamed transfers do not grow with
    the file size.
+4. Transfer rates of random bytes (64 MiB by default) over loopback, best of
+   3 (in turns, each first once): the record endpoint, plain Files-REST, and
+   a trivial view on the same server that streams the same storage file in
+   1 MiB chunks (or, for uploads, reads the request in 1 MiB chunks into
+   storage, computing the MD5 as every upload does): the ceiling of this
+   stack. Downloads through the record endpoint must reach 5x Files-REST's
+   rate and 0.8x the ceiling's.
 
 4. ``--scale``: REST writes to records of 10, 1,000 and 10,000 files against
    plain Files-REST on buckets of the same size, and the database's growth
@@ -20,6 +27,7 @@
 
     python benchmarks/bench_rest.py
     python benchmarks/bench_rest.py --sizes 10 300 --mib 32 --rounds 5
+    python benchmarks/bench_rest.py --rate-mib 64 --rate-rounds 3
     python benchmarks/bench_rest.py --scale [--scale-sizes 10 1000 10000]
     SQLALCHEMY_DATABASE_URI=postgresql://postgres@127.0.0.1/postgres \
         python benchmarks/bench_rest.py --scale
@@ -29,6 +37,7 @@ named, and drops only that one.
 """
 
 import argparse
+import hashlib
 import http.client
 import os
 import shutil
@@ -41,8 +50,9 @@ from io import BytesIO
 
 import scale
 from common import bench_app
+from flask import Response, request
 from invenio_db import db
-from invenio_files_rest.models import ObjectVersion
+from invenio_files_rest.models import Bucket, FileInstance, ObjectVersion
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from invenio_records_files.api import Record
@@ -50,6 +60,9 @@ from tests.helpers import StatementCounter, create_record
 
 LISTING_BUDGET = 8
 TIME_RATIO_BUDGET = 1.10
+DOWNLOAD_VS_FILES_REST = 5.0
+DOWNLOAD_VS_CEILING = 0.8
+MIB = 1024 * 1024
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -222,6 +235,114 @@ def bench_memory(port, directory, sizes_mib):
     return peaks
 
 
+def add_ceiling_views(app) -> None:
+    """Register the trivial chunked views: the ceiling of this stack."""
+
+    def download(bucket_id, key):
+        obj = ObjectVersion.get(bucket_id, key)
+        fp = obj.file.storage().open("rb")
+
+        def chunks():
+            with fp:
+                while chunk := fp.read(MIB):
+                    yield chunk
+
+        return Response(
+            chunks(),
+            mimetype="application/octet-stream",
+            headers={"Content-Length": str(obj.file.size)},
+            direct_passthrough=True,
+        )
+
+    def upload(bucket_id, key):
+        bucket = Bucket.get(bucket_id)
+        fileinstance = FileInstance.create()
+        storage = fileinstance.storage(default_location=bucket.location.uri)
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        with storage.open("wb") as fp:
+            while chunk := request.stream.read(MIB):
+                md5.update(chunk)
+                fp.write(chunk)
+                size += len(chunk)
+        storage.delete()
+        db.session.rollback()
+        return {"size": size, "checksum": f"md5:{md5.hexdigest()}"}
+
+    app.add_url_rule(
+        "/bench/ceiling/<bucket_id>/<key>",
+        "bench_ceiling_download",
+        download,
+        methods=["GET"],
+    )
+    app.add_url_rule(
+        "/bench/ceiling/<bucket_id>/<key>",
+        "bench_ceiling_upload",
+        upload,
+        methods=["PUT"],
+    )
+
+
+def make_random_file(directory, mib):
+    """Write ``mib`` MiB of random bytes (no repeated block); return its path."""
+    path = os.path.join(directory, f"random-{mib}MiB.bin")
+    with open(path, "wb") as fp:
+        for _ in range(mib):
+            fp.write(os.urandom(MIB))
+    return path
+
+
+def bench_rates(port, directory, mib, rounds):
+    """Print download and upload rates: record endpoint, Files-REST, ceiling."""
+    record = make_record("rate", 0)
+    bucket_id = record.bucket.id
+    db.session.remove()
+    path = make_random_file(directory, mib)
+    size = mib * MIB
+    urls = {
+        "record": "/api/records/rate/files/rate.bin",
+        "Files-REST": f"/api/files/{bucket_id}/rate.bin",
+        "ceiling": f"/bench/ceiling/{bucket_id}/rate.bin",
+    }
+    transfer(port, "PUT", urls["record"], path, size)
+    best = {(op, name): float("inf") for op in ("GET", "PUT") for name in urls}
+    names = list(urls)
+    for turn in range(rounds):
+        order = names[turn % len(names) :] + names[: turn % len(names)]
+        for name in order:
+            seconds, received = transfer(port, "GET", urls[name])
+            if received != size:
+                raise RuntimeError(f"GET {urls[name]}: {received} bytes of {size}")
+            best["GET", name] = min(best["GET", name], seconds)
+        for name in order:
+            seconds, _ = transfer(port, "PUT", urls[name], path, size)
+            best["PUT", name] = min(best["PUT", name], seconds)
+
+    def rate(op, name):
+        return mib / best[op, name]
+
+    print(f"\n{mib} MiB of random bytes over loopback, best of {rounds}: MiB/s")
+    print(
+        f"{'':<10}{'record':>10}{'Files-REST':>12}{'ceiling':>10}"
+        f"{'record/Files-REST':>20}{'record/ceiling':>16}"
+    )
+    failures = []
+    for op in ("GET", "PUT"):
+        vs_files_rest = rate(op, "record") / rate(op, "Files-REST")
+        vs_ceiling = rate(op, "record") / rate(op, "ceiling")
+        print(
+            f"{op:<10}{rate(op, 'record'):>10.0f}{rate(op, 'Files-REST'):>12.0f}"
+            f"{rate(op, 'ceiling'):>10.0f}{vs_files_rest:>20.2f}{vs_ceiling:>16.2f}"
+        )
+        if op == "GET" and vs_files_rest < DOWNLOAD_VS_FILES_REST:
+            failures.append(
+                f"GET: {vs_files_rest:.2f}x Files-REST < {DOWNLOAD_VS_FILES_REST}x"
+            )
+        if op == "GET" and vs_ceiling < DOWNLOAD_VS_CEILING:
+            failures.append(f"GET: {vs_ceiling:.2f}x ceiling < {DOWNLOAD_VS_CEILING}x")
+    return failures
+
+
 def main() -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -231,6 +352,8 @@ def main() -> int:
     parser.add_argument("--scale", action="store_true", help="only the scale table")
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--rate-mib", type=int, default=64)
+    parser.add_argument("--rate-rounds", type=int, default=3)
     args = parser.parse_args()
 
     if args.scale:
@@ -243,6 +366,7 @@ def main() -> int:
     directory = tempfile.mkdtemp(prefix="irf-bench-rest-")
     failures = []
     with bench_app() as app, app.app_context():
+        add_ceiling_views(app)
         counter = StatementCounter(db.engine)
         server = make_server(
             "127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler
@@ -256,6 +380,9 @@ def main() -> int:
                 app, counter, server.server_port, directory, args.mib, args.rounds
             )
             bench_memory(server.server_port, directory, [8, args.mib])
+            failures += bench_rates(
+                server.server_port, directory, args.rate_mib, args.rate_rounds
+            )
         finally:
             server.shutdown()
             counter.close()

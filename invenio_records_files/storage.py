@@ -54,7 +54,8 @@ def write_file(
     """Write ``stream`` to a new file instance, without using the database.
 
     The file instance is not added to the session: the caller adds it when
-    publishing. If writing fails, the partial bytes are removed.
+    publishing. If writing fails, the partial bytes are removed. The stream
+    is read ``RECORDS_FILES_UPLOAD_CHUNK_SIZE`` bytes at a time.
 
     :param size: Expected number of bytes, if known.
     :param size_limit: Limit (bytes or a Files-REST size limiter) enforced
@@ -66,6 +67,7 @@ def write_file(
             stream,
             size=size,
             size_limit=size_limit,
+            chunk_size=current_app.config.get("RECORDS_FILES_UPLOAD_CHUNK_SIZE"),
             default_location=destination.location,
             default_storage_class=destination.storage_class,
         )

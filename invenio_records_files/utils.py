@@ -9,6 +9,8 @@ from invenio_files_rest.views import ObjectResource
 from invenio_records.errors import MissingModelError
 from sqlalchemy.orm import joinedload
 
+from .download import send_object
+
 
 def sorted_files_from_bucket(bucket: Bucket, keys: Iterable[str] | None = None):
     """Return files from bucket sorted by given keys.
@@ -71,10 +73,11 @@ def file_download_ui(pid, record, _record_file_factory=None, **kwargs):
             )
         )
 
-    The file is sent through Invenio-Files-REST (its object permission
-    check, checksum, safe headers, conditional and range requests). If
-    ``download`` is passed as a querystring argument, the file is sent as an
-    attachment.
+    The file is sent as Invenio-Files-REST sends it (its object permission
+    check, checksum, safe headers, conditional and range requests), streamed
+    in fixed-size chunks (:func:`~invenio_records_files.download.send_object`).
+    If ``download`` is passed as a querystring argument, the file is sent as
+    an attachment.
 
     :param pid: The :class:`invenio_pidstore.models.PersistentIdentifier`
         instance.
@@ -88,7 +91,7 @@ def file_download_ui(pid, record, _record_file_factory=None, **kwargs):
         abort(404)
     obj = fileobj.obj
     ObjectResource.check_object_permission(obj)
-    return ObjectResource.send_object(
+    return send_object(
         obj.bucket,
         obj,
         expected_chksum=fileobj.get("checksum"),

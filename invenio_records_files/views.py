@@ -43,7 +43,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import NoResultFound
 from werkzeug.utils import import_string
 
-from . import sync
+from . import download, sync
 from .api import FilesMixin, Record
 from .errors import LockedBucketError, NoBucketError, RecordFilesError
 from .files import check_key
@@ -226,6 +226,9 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
     ``_files`` (``RECORDS_FILES_REST_UPDATE_RECORD``) and commits the record,
     all in one transaction committed here.
     """
+
+    send_object = staticmethod(download.send_object)
+    """Send downloads in fixed-size chunks (see :mod:`.download`)."""
 
     @pass_bucket_id
     def get(self, pid, record, **kwargs):
