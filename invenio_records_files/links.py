@@ -1,52 +1,83 @@
 # SPDX-License-Identifier: MIT
-"""Link factories for records with files."""
+"""Link factories for records with files.
+
+Both work wherever URLs can be built: in a request to any view, in a
+records-rest request, and in a plain application context with
+``SERVER_NAME`` set (a Celery task, a CLI command). They use only the PID's
+``pid_type``, ``pid_value`` and ``get_assigned_object()``.
+"""
 
 from flask import url_for
 from invenio_db import db
-from invenio_pidstore.models import PersistentIdentifier
-from invenio_records_rest.links import default_links_factory
 from invenio_records_rest.proxies import current_records_rest
 from werkzeug.routing import BuildError
 
 from .models import RecordsBuckets
 
+_URL_ERRORS = (BuildError, RuntimeError)
+"""What ``url_for`` raises for an unknown endpoint, or without a request
+and without ``SERVER_NAME``."""
 
-def default_bucket_link_factory(pid: PersistentIdentifier) -> str | None:
-    """Build the Files-REST URL of the record's bucket.
 
-    :param pid: The record's persistent identifier.
-    :returns: The Invenio-Files-REST URL of the record's bucket, or ``None``
-        when the identifier has no record or the record has no bucket.
-    """
-    if pid.object_uuid is None:
+def _bucket_id(pid):
+    """Return the id of the bucket of the PID's record, or ``None``."""
+    if pid is None:
         return None
-    bucket_id = (
+    record_id = pid.get_assigned_object()
+    if record_id is None:
+        return None
+    return (
         db.session.query(RecordsBuckets.bucket_id)
-        .filter(RecordsBuckets.record_id == pid.object_uuid)
+        .filter(RecordsBuckets.record_id == record_id)
+        .order_by(RecordsBuckets.bucket_id)
+        .limit(1)
         .scalar()
     )
-    if bucket_id is None:
+
+
+def default_bucket_link_factory(pid) -> str | None:
+    """Build the Files-REST link of the record's bucket (factory).
+
+    :param pid: The record's persistent identifier (or ``None``).
+    :returns: The Invenio-Files-REST URL of the record's bucket, or ``None``
+        when there is no PID, no record assigned to it, no bucket, or no
+        URL can be built. It never raises.
+    """
+    try:
+        bucket_id = _bucket_id(pid)
+        if bucket_id is None:
+            return None
+        return url_for(
+            "invenio_files_rest.bucket_api", bucket_id=bucket_id, _external=True
+        )
+    except _URL_ERRORS:
         return None
-    return url_for("invenio_files_rest.bucket_api", bucket_id=bucket_id, _external=True)
 
 
 def default_record_files_links_factory(pid, record=None, **kwargs) -> dict:
-    """Build the links of a record with files.
+    """Build the links of a record with files (factory).
 
     Usable as ``links_factory_imp`` of an Invenio-Records-REST endpoint.
 
     :param pid: A Persistent Identifier instance.
     :returns: Dictionary containing a list of useful links for the record:
-        ``self`` (the record) and ``files`` (the record's files endpoint when
-        ``RECORDS_FILES_REST_ENDPOINTS`` configures one for this PID type,
-        else the record's bucket in Invenio-Files-REST; absent when the
-        record has no bucket).
+        ``self``, the records-rest URL of the record
+        (``invenio_records_rest.<prefix>_item``), and ``files``, the URL of
+        its files (``invenio_records_files.<prefix>_bucket_api``, or the
+        Files-REST bucket URL when no record files endpoint is configured for
+        the PID type; left out when the record has no bucket).
     """
-    links = default_links_factory(pid, record=record, **kwargs)
-    bucket_link = default_bucket_link_factory(pid)
-    if bucket_link is None:
+    prefix = current_records_rest.default_endpoint_prefixes[pid.pid_type]
+    links = {
+        "self": url_for(
+            f"invenio_records_rest.{prefix}_item",
+            pid_value=pid.pid_value,
+            _external=True,
+        )
+    }
+    bucket_id = _bucket_id(pid)
+    if bucket_id is None:
         return links
-    prefix = current_records_rest.default_endpoint_prefixes.get(pid.pid_type)
     try:
         links["files"] = url_for(
             f"invenio_records_files.{prefix}_bucket_api",
@@ -54,5 +85,7 @@ def default_record_files_links_factory(pid, record=None, **kwargs) -> dict:
             _external=True,
         )
     except BuildError:
-        links["files"] = bucket_link
+        links["files"] = url_for(
+            "invenio_files_rest.bucket_api", bucket_id=bucket_id, _external=True
+        )
     return links
