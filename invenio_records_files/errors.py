@@ -7,21 +7,21 @@ Invenio-REST exceptions: the endpoints need not catch them). Each also
 subclasses the exception version 4 raised in the same situation, so that
 existing ``except`` clauses keep working:
 
-========================== ================================ ======
-Error                      Also an instance of              Status
-========================== ================================ ======
-:class:`KeyExistsError`    ``InvalidOperationError``,       409
-                           ``AssertionError``
-:class:`MissingFileError`  ``KeyError``                     404
-:class:`InvalidFileKeyError` ``InvalidKeyError`` (Files-REST) 400
-:class:`LockedBucketError` ``BucketLockedError`` (Files-REST) 403
-:class:`DeletedBucketError` ``InvalidOperationError``       403
-:class:`NoBucketError`     ``TypeError``                    404
-:class:`FilesExistError`   ``RuntimeError``                 --
-:class:`RecordGoneError`   ``MissingModelError``            410
-:class:`ChecksumMismatchError` ``StorageError`` (Files-REST) 400
-:class:`RecordValidationError` ``ValueError``               400
-========================== ================================ ======
+================================ ===================================== ======
+Error                            Also an instance of                   Status
+================================ ===================================== ======
+:class:`KeyExistsError`          ``InvalidOperationError``,            409
+                                 ``AssertionError``
+:class:`MissingFileError`        ``KeyError``                          404
+:class:`InvalidFileKeyError`     ``InvalidKeyError`` (Files-REST)      400
+:class:`LockedBucketError`       ``BucketLockedError`` (Files-REST)    403
+:class:`DeletedBucketError`      ``InvalidOperationError``             403
+:class:`NoBucketError`           ``TypeError``                         404
+:class:`FilesExistError`         ``RuntimeError``                      409
+:class:`RecordGoneError`         ``MissingModelError``                 410
+:class:`ChecksumMismatchError`   ``StorageError`` (Files-REST)         400
+:class:`RecordValidationError`   ``ValueError``                        400
+================================ ===================================== ======
 """
 
 from invenio_files_rest.errors import (
@@ -65,7 +65,9 @@ class KeyExistsError(InvalidOperationError, AssertionError):
 
 
 class MissingFileError(RecordFilesError, KeyError):
-    """The record has no file with this key (any more).
+    """The record has no file with this key (any more), over REST.
+
+    The Python API raises a plain ``KeyError``, as mappings do.
 
     .. versionadded:: 5.0.0
     """

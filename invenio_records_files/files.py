@@ -31,7 +31,6 @@ from .errors import (
     InvalidFileKeyError,
     KeyExistsError,
     LockedBucketError,
-    MissingFileError,
 )
 from .storage import Destination, remove_quietly, write_file, written_file
 from .utils import sorted_files_from_bucket
@@ -226,12 +225,11 @@ class FilesIterator:
     def __getitem__(self, key: str) -> FileObject:
         """Get a specific file.
 
-        :raises invenio_records_files.errors.MissingFileError: (a
-            ``KeyError``) if the bucket has no file ``key``.
+        :raises KeyError: if the bucket has no file ``key``.
         """
         obj = self._get_object(key)
         if obj is None:
-            raise MissingFileError(key)
+            raise KeyError(key)
         return self._wrap(obj)
 
     @property
@@ -385,15 +383,14 @@ class FilesIterator:
     def __delitem__(self, key: str) -> None:
         """Delete a file (Files-REST keeps its history as a delete marker).
 
-        :raises invenio_records_files.errors.MissingFileError: (a
-            ``KeyError``) if the bucket has no file ``key``.
+        :raises KeyError: if the bucket has no file ``key``.
         :raises invenio_files_rest.errors.InvalidOperationError: if the bucket
             is locked or deleted.
         """
         self._check_writable()
         self._lock()
         if self._get_object(key) is None:
-            raise MissingFileError(key)
+            raise KeyError(key)
         with db.session.begin_nested():
             ObjectVersion.delete(self.bucket, key)
             entries.remove(self.record.id, [key])
@@ -411,8 +408,7 @@ class FilesIterator:
         :param old_key: Old key that holds the object.
         :param new_key: New key that will hold the object.
         :returns: The object that has been renamed.
-        :raises invenio_records_files.errors.MissingFileError: (a
-            ``KeyError``) if there is no file ``old_key``.
+        :raises KeyError: if there is no file ``old_key``.
         :raises invenio_records_files.errors.KeyExistsError: (an
             ``AssertionError``) if a file ``new_key`` exists.
         :raises invenio_records_files.errors.InvalidFileKeyError: if
@@ -423,7 +419,7 @@ class FilesIterator:
         self._lock()
         obj = self._get_object(old_key)
         if obj is None:
-            raise MissingFileError(old_key)
+            raise KeyError(old_key)
         if self._get_object(new_key) is not None:
             raise KeyExistsError(new_key)
         with db.session.begin_nested():
@@ -457,8 +453,7 @@ class FilesIterator:
         in their current order.
 
         :param ids: Keys or file ids (``file_id``) of the files.
-        :raises invenio_records_files.errors.MissingFileError: (a
-            ``KeyError``) if an id names no file of the record.
+        :raises KeyError: if an id names no file of the record.
         :raises ValueError: if a file is named twice.
         """
         objects_ = self._objects()
@@ -470,7 +465,7 @@ class FilesIterator:
             key = id_ if isinstance(id_, str) and id_ in by_key else None
             key = key or by_file_id.get(str(id_))
             if key is None:
-                raise MissingFileError(id_)
+                raise KeyError(id_)
             if key in seen:
                 raise ValueError(f"File {id_!r} is listed twice.")
             seen.add(key)

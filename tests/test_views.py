@@ -13,7 +13,7 @@ from invenio_records.models import RecordMetadata
 
 from invenio_records_files.views import create_blueprint_from_app
 
-from .helpers import create_record
+from .helpers import create_app, create_record
 
 FILES = "http://localhost/api/records/{pid}/files"
 
@@ -609,21 +609,15 @@ def test_bucket_link_factory(app, record):
         assert default_bucket_link_factory(pid) is None
 
 
-def test_record_files_links_fall_back_to_files_rest(app, record, monkeypatch):
-    from invenio_records_files import links as links_module
+def test_record_files_links_fall_back_to_files_rest(database_uri, record):
+    from invenio_records_files.links import default_record_files_links_factory
 
     pid = PersistentIdentifier.get("recid", "1")
-    records_rest = app.extensions["invenio-records-rest"]
-    monkeypatch.setitem(
-        records_rest.__dict__, "default_endpoint_prefixes", {"recid": "no-files"}
-    )
-    monkeypatch.setattr(
-        links_module, "default_links_factory", lambda pid, **kwargs: {"self": "x"}
-    )
-    with app.test_request_context():
-        links = links_module.default_record_files_links_factory(pid, record=record)
+    without_files_endpoints = create_app(database_uri, RECORDS_FILES_REST_ENDPOINTS={})
+    with without_files_endpoints.test_request_context():
+        links = default_record_files_links_factory(pid, record=record)
     assert links == {
-        "self": "x",
+        "self": "http://localhost/api/records/1",
         "files": f"http://localhost/api/files/{record.bucket.id}",
     }
 
