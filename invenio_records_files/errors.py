@@ -21,6 +21,8 @@ Error                            Also an instance of                   Status
 :class:`RecordGoneError`         ``MissingModelError``                 410
 :class:`ChecksumMismatchError`   ``StorageError`` (Files-REST)         400
 :class:`RecordValidationError`   ``ValueError``                        400
+:class:`UploadGoneError`         ``MultipartException`` (Files-REST)   404
+:class:`UploadCompletedError`    ``MultipartAlreadyCompleted``         409
 ================================ ===================================== ======
 """
 
@@ -28,6 +30,8 @@ from invenio_files_rest.errors import (
     BucketLockedError,
     InvalidKeyError,
     InvalidOperationError,
+    MultipartAlreadyCompleted,
+    MultipartException,
     StorageError,
 )
 from invenio_records.errors import MissingModelError
@@ -208,3 +212,31 @@ class RecordValidationError(RecordFilesError, ValueError):
         super().__init__(
             description=f"The record does not validate: {message}", **kwargs
         )
+
+
+class UploadGoneError(MultipartException):
+    """The multipart upload does not exist (any more): completed or aborted.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 404
+
+    def __init__(self, upload_id, **kwargs) -> None:
+        """Initialize with the id of the upload."""
+        self.upload_id = upload_id
+        super().__init__(description="uploadId does not exists.", **kwargs)
+
+
+class UploadCompletedError(MultipartAlreadyCompleted):
+    """The multipart upload is completed (or being completed) already.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 409
+
+    def __init__(self, upload_id, **kwargs) -> None:
+        """Initialize with the id of the upload."""
+        self.upload_id = upload_id
+        super().__init__(**kwargs)

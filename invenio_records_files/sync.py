@@ -20,19 +20,27 @@ import binascii
 
 from blinker import Signal
 from invenio_db import db
-from invenio_files_rest.errors import FileSizeError
+from invenio_files_rest.errors import FileSizeError, MultipartMissingParts
 from invenio_files_rest.models import (
     Bucket,
     FileInstance,
     MultipartObject,
     ObjectVersion,
     ObjectVersionTag,
+    Part,
 )
 from invenio_records.signals import after_record_update, before_record_update
 from jsonschema.exceptions import ValidationError
+from sqlalchemy.exc import InvalidRequestError
 
 from . import entries
-from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
+from .errors import (
+    ChecksumMismatchError,
+    MissingFileError,
+    RecordValidationError,
+    UploadCompletedError,
+    UploadGoneError,
+)
 from .state import check_writable, lock_row, state_of
 from .storage import remove_unused_files
 
@@ -183,28 +191,70 @@ def delete(
     return obj
 
 
+def lock_upload(record, multipart: MultipartObject, update_record: bool = True):
+    """Lock the record, the bucket, then the multipart upload; re-read it.
+
+    Every multipart operation takes the locks in this order, the order of
+    every other writer.
+
+    :returns: The upload, reloaded.
+    :raises invenio_records_files.errors.UploadGoneError: if it was completed
+        or aborted meanwhile.
+    :raises invenio_records_files.errors.UploadCompletedError: if it is
+        completed already.
+    """
+    upload_id = multipart.upload_id
+    lock(record, multipart.bucket, update_record)
+    try:
+        with db.session.no_autoflush:
+            lock_row(multipart)
+    except InvalidRequestError as error:  # the row is gone
+        raise UploadGoneError(upload_id) from error
+    if multipart.completed:
+        raise UploadCompletedError(upload_id)
+    return multipart
+
+
 def complete_multipart(
     record,
     multipart: MultipartObject,
     version_id=None,
     update_record: bool = True,
 ) -> ObjectVersion:
-    """Turn a completed multipart upload into the new version of its object.
+    """Turn a multipart upload with all its parts into a new object version.
 
-    The checksum is computed before the locks are taken.
+    The checksum is computed before the locks are taken; under the locks the
+    upload is re-read, so that only one of several concurrent completions
+    (or abortions) goes through.
 
     :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
+    :raises invenio_files_rest.errors.MultipartMissingParts: if a part is
+        missing.
     """
-    multipart.file.update_checksum()
-    bucket = multipart.bucket
-    lock(record, bucket, update_record)
+    if Part.count(multipart) != multipart.last_part_number + 1:
+        raise MultipartMissingParts()
+    checksum = multipart.file.storage().checksum()
+    lock_upload(record, multipart, update_record)
+    multipart.completed = True
+    multipart.file.checksum = checksum
+    multipart.file.readable = True
+    multipart.file.writable = False
     # Passing the file instance (not its id) avoids a query that would
     # autoflush the half-built object version.
     obj = ObjectVersion.create(
-        bucket, multipart.key, _file_id=multipart.file, version_id=version_id
+        multipart.bucket, multipart.key, _file_id=multipart.file, version_id=version_id
     )
     multipart.delete()
     if update_record:
         entries.add(record.id, multipart.key)
         touch(record)
     return obj
+
+
+def abort_multipart(record, multipart: MultipartObject) -> None:
+    """Abort a multipart upload; its bytes go once the transaction commits."""
+    lock_upload(record, multipart, update_record=False)
+    file_id = multipart.file_id
+    multipart.delete()
+    db.session.flush()
+    remove_unused_files([file_id])

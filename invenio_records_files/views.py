@@ -19,8 +19,12 @@ from functools import wraps
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
 from invenio_db import db
-from invenio_files_rest.errors import FileSizeError
-from invenio_files_rest.models import MultipartObject, ObjectVersion
+from invenio_files_rest.errors import (
+    FileSizeError,
+    MultipartInvalidChunkSize,
+    MultipartInvalidPartNumber,
+)
+from invenio_files_rest.models import MultipartObject, ObjectVersion, Part
 from invenio_files_rest.proxies import current_files_rest, current_permission_factory
 from invenio_files_rest.signals import file_deleted, file_uploaded
 from invenio_files_rest.views import (
@@ -41,11 +45,18 @@ from invenio_pidstore.resolver import Resolver
 from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import NoResultFound
+from werkzeug.routing import PathConverter
 from werkzeug.utils import import_string
 
 from . import download, sync
 from .api import FilesMixin, Record
-from .errors import LockedBucketError, NoBucketError, RecordFilesError
+from .errors import (
+    LockedBucketError,
+    NoBucketError,
+    RecordFilesError,
+    UploadCompletedError,
+    UploadGoneError,
+)
 from .files import check_key
 from .serializer import json_serializer
 from .state import state_of
@@ -325,16 +336,62 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         return self.make_response("", 204)
 
     @pass_multipart(with_completed=True)
+    def multipart_uploadpart(self, multipart):
+        """Upload a part of a multipart upload.
+
+        Like a whole upload, the part's bytes are received with no database
+        connection held: the upload is checked first, the transaction ends,
+        the bytes go to their place in the upload's file, then a new
+        transaction records the part (and answers 404 or 409 if the upload
+        was aborted or completed meanwhile). The last part of an upload
+        whose size is a multiple of the part size is a whole part
+        (Files-REST expects it empty).
+        """
+        (content_length, part_number, stream, _, _, _) = (
+            current_files_rest.multipart_partfactory()
+        )
+        if multipart.completed:
+            raise UploadCompletedError(multipart.upload_id)
+        if part_number is None or not 0 <= part_number <= multipart.last_part_number:
+            raise MultipartInvalidPartNumber()
+        start = part_number * multipart.chunk_size
+        size = min(multipart.chunk_size, multipart.size - start)
+        if content_length is not None and content_length != size:
+            raise MultipartInvalidChunkSize()
+        storage = multipart.file.storage()
+        upload_id = multipart.upload_id
+        db.session.commit()  # no connection held during the transfer
+        _, checksum = storage.update(
+            stream,
+            seek=start,
+            size=size,
+            chunk_size=current_app.config.get("RECORDS_FILES_UPLOAD_CHUNK_SIZE"),
+        )
+        with rolled_back_on_error():
+            multipart = db.session.get(MultipartObject, upload_id)
+            if multipart is None:
+                raise UploadGoneError(upload_id)
+            sync.lock_upload(self.record, multipart, update_record=False)
+            part = Part.get_or_none(multipart, part_number) or Part(
+                multipart=multipart, part_number=part_number
+            )
+            part.checksum = checksum
+            db.session.add(part)
+            db.session.commit()
+        return self.make_response(data=part, context={"class": Part}, etag=checksum)
+
+    @pass_multipart(with_completed=True)
     def multipart_complete(self, multipart):
         """Complete a multipart upload and merge it into a new object version.
 
         Files-REST merges in a Celery task and streams whitespace while it
         waits; here the merge runs in the request, so completion needs no
-        worker and the new version exists when the response is sent.
+        worker and the new version exists when the response is sent. Of
+        several concurrent completions (or abortions) one goes through, the
+        others answer 404 or 409.
         """
         version_id = uuid.uuid4()
         with rolled_back_on_error():
-            multipart.complete()
             obj = sync.complete_multipart(
                 self.record,
                 multipart,
@@ -359,10 +416,24 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         sync.lock(self.record, bucket, update_record=False)
         return super().multipart_init(bucket, key, **kwargs)
 
-    def multipart_delete(self, bucket, key, upload_id):
-        """Abort a multipart upload (the bucket's size changes: lock it)."""
-        sync.lock(self.record, bucket, update_record=False)
-        return super().multipart_delete(bucket, key, upload_id)
+    @pass_multipart()
+    @need_permissions(lambda self, multipart: multipart, "multipart-delete")
+    def multipart_delete(self, multipart):
+        """Abort a multipart upload; its bytes go once the abortion commits."""
+        with rolled_back_on_error():
+            sync.abort_multipart(self.record, multipart)
+            db.session.commit()
+        return self.make_response("", 204)
+
+
+class FileKeyConverter(PathConverter):
+    """A file key in a URL: like ``path``, but line breaks match too.
+
+    Keys with control characters are then refused with ``400`` by the view,
+    instead of ``404`` by the router.
+    """
+
+    regex = r"[^/][\s\S]*?"
 
 
 def create_blueprint_from_app(app: Flask) -> Blueprint:
@@ -371,13 +442,20 @@ def create_blueprint_from_app(app: Flask) -> Blueprint:
     For each ``{config_name: {endpoint_prefix: suffix}}`` entry, the item
     route of ``app.config[config_name][endpoint_prefix]`` gets
     ``<item_route><suffix>`` (endpoint ``<endpoint_prefix>_bucket_api``) and
-    ``<item_route><suffix>/<path:key>`` (``<endpoint_prefix>_object_api``).
+    ``<item_route><suffix>/<filekey:key>`` (``<endpoint_prefix>_object_api``;
+    :class:`FileKeyConverter` is ``path`` with line breaks).
 
     :raises invalid_prefix: ``KeyError`` (as version 4 raised) if an endpoint
         prefix is not defined in the named configuration; ``ValueError`` if
         its item route has no PID converter.
     """
     blueprint = Blueprint("invenio_records_files", __name__, url_prefix="")
+    # Before the rules: they need it when the blueprint is registered.
+    blueprint.record_once(
+        lambda state: state.app.url_map.converters.setdefault(
+            "filekey", FileKeyConverter
+        )
+    )
     for config_name, endpoints in app.config.get(
         "RECORDS_FILES_REST_ENDPOINTS", {}
     ).items():
@@ -446,7 +524,7 @@ def add_record_files_rules(
         view_func=RecordBucketResource.as_view(f"{prefix}_bucket_api", **options),
     )
     blueprint.add_url_rule(
-        f"{route}/<path:key>",
+        f"{route}/<filekey:key>",
         view_func=RecordObjectResource.as_view(f"{prefix}_object_api", **options),
     )
 

@@ -9,6 +9,7 @@ The app commits for real, so it runs on a database of this module's own.
 """
 
 import hashlib
+import http.client
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ import traceback
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -76,15 +78,15 @@ class LiveServer:
         return "\n".join(self.errors.lines) or "(no server errors logged)"
 
 
-@pytest.fixture(scope="module")
-def server(database_uri, is_postgresql, tmp_path_factory):
+def live_server(database_uri, is_postgresql, files_dir, name, **engine_options):
+    """Run the example app on a database of its own behind a threaded server."""
     if not is_postgresql:
         pytest.skip(
             "needs PostgreSQL (set SQLALCHEMY_DATABASE_URI): concurrent "
             "writers rely on row locks (SELECT ... FOR UPDATE)"
         )
     url = make_url(database_uri)
-    uri = url.set(database=f"{url.database}_concurrency").render_as_string(
+    uri = url.set(database=f"{url.database}_{name}").render_as_string(
         hide_password=False
     )
     create_database(uri)
@@ -92,8 +94,7 @@ def server(database_uri, is_postgresql, tmp_path_factory):
         app = create_app(
             uri,
             SQLALCHEMY_ENGINE_OPTIONS={
-                "pool_size": 20,
-                "max_overflow": 10,
+                **engine_options,
                 # invenio-db sets the time zone only when we set no options.
                 "connect_args": {
                     "options": f"-c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}"
@@ -103,11 +104,7 @@ def server(database_uri, is_postgresql, tmp_path_factory):
         with app.app_context():
             db.create_all()
             db.session.add(
-                Location(
-                    name="concurrency",
-                    uri=str(tmp_path_factory.mktemp("files")),
-                    default=True,
-                )
+                Location(name=name.replace("_", "-"), uri=str(files_dir), default=True)
             )
             db.session.commit()
         http = make_server(
@@ -136,6 +133,18 @@ def server(database_uri, is_postgresql, tmp_path_factory):
                 db.engine.dispose()
     finally:
         drop_database(uri)
+
+
+@pytest.fixture(scope="module")
+def server(database_uri, is_postgresql, tmp_path_factory):
+    yield from live_server(
+        database_uri,
+        is_postgresql,
+        tmp_path_factory.mktemp("files"),
+        "concurrency",
+        pool_size=20,
+        max_overflow=10,
+    )
 
 
 @pytest.fixture
@@ -297,7 +306,7 @@ def check_record(
     }
     assert sorted(listed) == sorted(files)
 
-    entries = record["metadata"]["_files"]
+    entries = record["metadata"].get("_files", [])
     assert len(entries) == len(files), [entry["key"] for entry in entries]
     in_record = {
         entry["key"]: {k: str(entry[k]) for k in (*fields, "file_id")}
@@ -497,3 +506,157 @@ def test_python_api_writer_and_http_clients(live, round_):
     assert statuses(results[1:]) == [("PUT", key, 200) for key in http_files]
     _, final = check_record(live, pid, {**api_files, **http_files})
     assert final == revision + len(api_files) + len(http_files)
+
+
+# -- hostile and unlucky clients (issue: no 500, no deadlock, nothing lost) -------
+
+
+def multipart_upload(live: LiveServer, pid: str, key: str, data: bytes, part: int):
+    """Start a multipart upload and send its parts; return its URL."""
+    response = call(
+        "POST",
+        live.url(
+            f"/api/records/{pid}/files/{key}?uploads&size={len(data)}&partSize={part}"
+        ),
+    )
+    assert response.status_code == 200, response.text
+    url = live.url(f"/api/records/{pid}/files/{key}?uploadId={response.json()['id']}")
+    for number, start in enumerate(range(0, len(data), part)):
+        response = call(
+            "PUT", f"{url}&partNumber={number}", data=data[start : start + part]
+        )
+        assert response.status_code == 200, response.text
+    return url
+
+
+def complete(url):
+    return lambda: ("POST", "complete", call("POST", url))
+
+
+def abort(url):
+    return lambda: ("DELETE", "abort", call("DELETE", url))
+
+
+def leftover_uploads(live: LiveServer) -> int:
+    with live.reader.connect() as connection:
+        return connection.execute(
+            text("SELECT count(*) FROM files_multipartobject")
+        ).scalar()
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_completions_of_one_upload(live, round_):
+    pid, _ = create_record(live)
+    data = os.urandom(3 * 1024)
+    url = multipart_upload(live, pid, "big.bin", data, 1024)
+
+    results = run_together([complete(url) for _ in range(8)])
+
+    codes = sorted(code for _, _, code in statuses(results))
+    assert codes.count(200) == 1, (codes, live.report())
+    assert set(codes) <= {200, 404, 409}, (codes, live.report())
+    check_record(live, pid, {"big.bin": data})
+    assert leftover_uploads(live) == 0
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_completions_racing_abortions(live, round_):
+    pid, _ = create_record(live)
+    data = os.urandom(3 * 1024)
+    url = multipart_upload(live, pid, "big.bin", data, 1024)
+
+    jobs = [complete(url), abort(url)] * 4
+    results = run_together(jobs[round_ % 2 :] + jobs[: round_ % 2])
+
+    completed = [c for m, _, c in statuses(results) if m == "POST" and c == 200]
+    aborted = [c for m, _, c in statuses(results) if m == "DELETE" and c == 204]
+    codes = {code for _, _, code in statuses(results)}
+    assert codes <= {200, 204, 404, 409}, (codes, live.report())
+    assert len(completed) + len(aborted) == 1, statuses(results)
+    check_record(live, pid, {"big.bin": data} if completed else {})
+    assert leftover_uploads(live) == 0
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_record_deletion_racing_uploads(live, round_):
+    pid, _ = create_record(live)
+    for key, data in contents("before", 2).items():
+        assert upload(live, pid, key, data)()[2].status_code == 200
+
+    def delete_record():
+        return ("DELETE", "record", call("DELETE", live.url(f"/api/records/{pid}")))
+
+    uploads = contents("during", 6)
+    results = run_together(
+        [upload(live, pid, k, v) for k, v in uploads.items()] + [delete_record]
+    )
+
+    *upload_results, deletion = statuses(results)
+    assert deletion == ("DELETE", "record", 204), live.report()
+    assert {code for _, _, code in upload_results} <= {200, 410}, upload_results
+    assert call("GET", live.url(f"/api/records/{pid}")).status_code == 410
+    assert call("GET", live.url(f"/api/records/{pid}/files")).status_code == 410
+
+
+@pytest.fixture(scope="module")
+def small_pool(database_uri, is_postgresql, tmp_path_factory):
+    yield from live_server(
+        database_uri,
+        is_postgresql,
+        tmp_path_factory.mktemp("files"),
+        "small_pool",
+        pool_size=2,
+        max_overflow=0,
+        pool_timeout=5,
+    )
+
+
+def slow_upload(live: LiveServer, pid: str, key: str, data: bytes, seconds: float):
+    """Send ``data`` in pieces over ``seconds``; return the response status."""
+
+    def job():
+        parsed = urlsplit(live.url(f"/api/records/{pid}/files/{key}"))
+        connection = http.client.HTTPConnection(
+            parsed.hostname, parsed.port, timeout=REQUEST_TIMEOUT
+        )
+        connection.putrequest("PUT", parsed.path)
+        connection.putheader("Content-Length", str(len(data)))
+        connection.putheader("Content-Type", "application/octet-stream")
+        connection.endheaders()
+        pieces = 10
+        step = len(data) // pieces + 1
+        for start in range(0, len(data), step):
+            connection.send(data[start : start + step])
+            time.sleep(seconds / pieces)
+        status = connection.getresponse().status
+        connection.close()
+        return ("PUT", key, status)
+
+    return job
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_slow_clients_hold_no_connection(small_pool, round_):
+    live = small_pool
+    live.errors.lines.clear()
+    pid, _ = create_record(live)
+    other, _ = create_record(live, title="other")
+    files = contents("slow", 4)
+
+    def listing_while_uploading():
+        time.sleep(1.0)  # the slow uploads are sending their bodies now
+        start = time.monotonic()
+        response = call("GET", live.url(f"/api/records/{other}/files"))
+        return ("GET", "listing", (response.status_code, time.monotonic() - start))
+
+    results = run_together(
+        [slow_upload(live, pid, k, v, seconds=4) for k, v in files.items()]
+        + [listing_while_uploading]
+    )
+
+    *uploads, (_, _, (status, seconds)) = results
+    assert status == 200
+    assert seconds < 1.0, seconds
+    assert [code for _, _, code in uploads] == [200] * len(files), live.report()
+    check_record(live, pid, files)
+    assert not live.errors.lines, live.report()

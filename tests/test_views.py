@@ -107,19 +107,19 @@ def test_blueprint_routes_from_configuration():
             "/records/<pid(recid):pid_value>/files"
         ),
         "invenio_records_files.recid_object_api": (
-            "/records/<pid(recid):pid_value>/files/<path:key>"
+            "/records/<pid(recid):pid_value>/files/<filekey:key>"
         ),
         "invenio_records_files.docid_bucket_api": (
             "/documents/<pid(docid):pid_value>/doc-files"
         ),
         "invenio_records_files.docid_object_api": (
-            "/documents/<pid(docid):pid_value>/doc-files/<path:key>"
+            "/documents/<pid(docid):pid_value>/doc-files/<filekey:key>"
         ),
         "invenio_records_files.depid_bucket_api": (
             "/deposits/<pid(depid):pid_value>/deposit-files"
         ),
         "invenio_records_files.depid_object_api": (
-            "/deposits/<pid(depid):pid_value>/deposit-files/<path:key>"
+            "/deposits/<pid(depid):pid_value>/deposit-files/<filekey:key>"
         ),
     }
 
