@@ -13,6 +13,7 @@ import uuid
 from contextlib import contextmanager
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
+from flask.views import MethodView
 from invenio_db import db
 from invenio_files_rest.errors import BucketLockedError, FileSizeError
 from invenio_files_rest.models import MultipartObject, ObjectVersion
@@ -40,7 +41,7 @@ from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.routing import BuildError
 
-from . import sync
+from . import archive, sync, zipmembers
 from .api import FilesMixin, Record
 from .serializer import json_serializer
 
@@ -171,6 +172,12 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         """Tell whether writes update the record's ``_files``."""
         return current_app.config["RECORDS_FILES_REST_UPDATE_RECORD"]
 
+    def get(self, key=None, **kwargs):
+        """Download the file; ``?members`` and ``?member=`` look inside a zip."""
+        if zipmembers.wants_members(request.args):
+            return zipmembers.members_response(self.record.files.bucket, key)
+        return super().get(key=key, **kwargs)
+
     def create_object(self, bucket, key):
         """Upload a new object (or a new version of it)."""
         stream, content_length, content_md5, tags = current_files_rest.upload_factory()
@@ -268,13 +275,47 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         return super().multipart_delete(bucket, key, upload_id)
 
 
+def check_archive_permission(record, bucket) -> None:
+    """Allow the archive of ``record``'s files, or abort (401, 403 or 404).
+
+    The one place that decides who may download a record's archive: for now
+    Files-REST's ``bucket-read`` permission of the record's bucket, as for
+    listing the files.
+    """
+    check_permission(current_permission_factory(bucket, "bucket-read"))
+
+
+class RecordArchiveResource(MethodView):
+    """All of a record's current files as one zip (``<files URL>-archive``).
+
+    .. versionadded:: 2.0.0
+    """
+
+    def __init__(self, record_class: type[FilesMixin] = Record) -> None:
+        """Initialize; ``record_class`` wraps resolved records."""
+        self.record_class = record_class
+
+    def get(self, pid_value):
+        """Send the archive (or the requested range of it)."""
+        record = resolve_record(pid_value, self.record_class)
+        files = record.files
+        if files is None:
+            raise RecordFilesRESTError(404, "The record has no files.")
+        check_archive_permission(record, files.bucket)
+        return archive.send_archive(
+            archive.RecordArchive.of(record, files.bucket),
+            archive.archive_filename(pid_value.value),
+        )
+
+
 def create_blueprint_from_app(app: Flask) -> Blueprint:
     """Create the record files blueprint from ``RECORDS_FILES_REST_ENDPOINTS``.
 
     For each ``{config_name: {endpoint_prefix: suffix}}`` entry, the item
     route of ``app.config[config_name][endpoint_prefix]`` gets
-    ``<item_route><suffix>`` (endpoint ``<endpoint_prefix>_bucket_api``) and
-    ``<item_route><suffix>/<path:key>`` (``<endpoint_prefix>_object_api``).
+    ``<item_route><suffix>`` (endpoint ``<endpoint_prefix>_bucket_api``),
+    ``<item_route><suffix>/<path:key>`` (``<endpoint_prefix>_object_api``) and
+    ``<item_route><suffix>-archive`` (``<endpoint_prefix>_archive_api``).
 
     :raises ValueError: if an endpoint prefix is not defined in the named
         configuration, or its item route has no PID converter.
@@ -308,7 +349,7 @@ def add_record_files_rules(
     suffix: str,
     record_class: type | None = None,
 ) -> None:
-    """Add the bucket and object routes of one endpoint to ``blueprint``."""
+    """Add the bucket, object and archive routes of one endpoint."""
     if not PID_CONVERTER.search(item_route):
         raise ValueError(
             f"The item route {item_route!r} of {prefix!r} needs a PID converter, "
@@ -317,6 +358,12 @@ def add_record_files_rules(
     if record_class is None or not issubclass(record_class, FilesMixin):
         record_class = Record
     route = item_route.rstrip("/") + "/" + suffix.strip("/")
+    blueprint.add_url_rule(
+        f"{route}-archive",
+        view_func=RecordArchiveResource.as_view(
+            f"{prefix}_archive_api", record_class=record_class
+        ),
+    )
     options = {
         "serializers": {"application/json": json_serializer},
         "record_class": record_class,
