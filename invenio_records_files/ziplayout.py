@@ -27,7 +27,7 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, Protocol
 
 LIMIT32 = 0xFFFFFFFF
@@ -111,10 +111,15 @@ def utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+DOS_FIRST = datetime(1980, 1, 1)
+DOS_LAST = datetime(2107, 12, 31, 23, 59, 58)
+EPOCH = datetime(1970, 1, 1)
+
+
 def dos_datetime(moment: datetime) -> tuple[int, int]:
     """Return the MS-DOS (date, time) of ``moment`` (UTC), within 1980-2107."""
     moment = utc_naive(moment)
-    moment = max(datetime(1980, 1, 1), min(moment, datetime(2107, 12, 31, 23, 59, 58)))
+    moment = DOS_FIRST if moment < DOS_FIRST else min(moment, DOS_LAST)
     date = ((moment.year - 1980) << 9) | (moment.month << 5) | moment.day
     time = (moment.hour << 11) | (moment.minute << 5) | (moment.second // 2)
     return date, time
@@ -122,7 +127,7 @@ def dos_datetime(moment: datetime) -> tuple[int, int]:
 
 def unix_time(moment: datetime) -> int:
     """Seconds since the epoch of ``moment`` (naive: UTC), as a signed int32."""
-    seconds = int(utc_naive(moment).replace(tzinfo=UTC).timestamp())
+    seconds = (utc_naive(moment) - EPOCH) // timedelta(seconds=1)
     return max(0, min(seconds, 0x7FFFFFFF))
 
 
@@ -180,13 +185,13 @@ class StoredZip:
                 (*dos_datetime(member.modified), unix_time(member.modified))
             )
             self.offsets.append(position)
-            position += len(self.local_header(index))
+            position += self._local_header_size(index)
             self.data_offsets.append(position)
             position += member.size + self._descriptor_size(member)
         self.central_directory_offset = position
         for index in range(len(self.members)):
             self.central_offsets.append(position)
-            position += len(self.central_entry(index, 0))
+            position += self._central_entry_size(index)
         self.central_directory_size = position - self.central_directory_offset
         self.zip64_end = (
             len(self.members) >= LIMIT16
@@ -201,6 +206,18 @@ class StoredZip:
     @staticmethod
     def _sizes64(member: Member) -> bool:
         return member.size >= LIMIT32
+
+    def _local_header_size(self, index: int) -> int:
+        zip64 = 20 if self._sizes64(self.members[index]) else 0
+        return LOCAL_HEADER.size + len(self._names[index]) + EXTENDED_TIME.size + zip64
+
+    def _central_entry_size(self, index: int) -> int:
+        fields = 2 if self._sizes64(self.members[index]) else 0
+        fields += 1 if self.offsets[index] >= LIMIT32 else 0
+        zip64 = 4 + 8 * fields if fields else 0
+        return (
+            CENTRAL_HEADER.size + len(self._names[index]) + EXTENDED_TIME.size + zip64
+        )
 
     def _descriptor_size(self, member: Member) -> int:
         return (DESCRIPTOR64 if self._sizes64(member) else DESCRIPTOR).size

@@ -459,3 +459,113 @@ def test_statements_do_not_grow_with_the_number_of_files(
     assert abs(many[0] - one[0]) <= 2, (one, many)
     assert abs(many[1] - one[1]) <= 2, (one, many)
     assert many[1] <= many[0]  # cached CRC-32s are not written again
+
+
+# -- ZIP64 ---------------------------------------------------------------------
+
+HUGE = 4 * 1024**3 + 1000
+
+
+@pytest.fixture(scope="module")
+def huge_zeros_crc():
+    block, crc = bytes(64 * 1024 * 1024), 0
+    for _ in range(HUGE // len(block)):
+        crc = zlib.crc32(block, crc)
+    return zlib.crc32(bytes(HUGE % len(block)), crc)
+
+
+class RangeFile(io.RawIOBase):
+    """The archive read with Range requests, a few bytes at a time."""
+
+    def __init__(self, client, size, etag):
+        self.client, self.size, self.etag = client, size, etag
+        self.position = 0
+        self.received = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.position
+
+    def seek(self, offset, whence=0):
+        base = {0: 0, 1: self.position, 2: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer):
+        stop = min(self.position + len(buffer), self.size) - 1
+        if stop < self.position:
+            return 0
+        response = get_archive(
+            self.client,
+            Range=f"bytes={self.position}-{stop}",
+            **{"If-Range": self.etag},
+        )
+        assert response.status_code == 206
+        data = response.data
+        buffer[: len(data)] = data
+        self.position += len(data)
+        self.received += len(data)
+        return len(data)
+
+
+def test_zip64_archive_of_a_huge_sparse_file(
+    client, record, db, tmp_path, huge_zeros_crc
+):
+    upload(client, "small.txt", b"small")
+    path = tmp_path / "sparse.bin"
+    with open(path, "wb") as fp:
+        fp.truncate(HUGE)  # a hole: no disk space used
+    fresh = record.get_record(record.id)
+    instance = FileInstance.create()
+    instance.set_uri(str(path), HUGE, "md5:not-computed")
+    ObjectVersion.create(fresh.bucket, "huge.bin", _file_id=instance)
+    db.session.add(
+        FileCRC32(file_id=instance.id, crc32=huge_zeros_crc, size=HUGE, checksum=None)
+    )
+    fresh.files.sync("huge.bin")
+    fresh.commit()
+    db.session.commit()
+    # Cached for a file instance whose checksum is "md5:not-computed": unused.
+    assert archive_of(record).files[1].cached_crc is None
+    FileCRC32.query.filter_by(file_id=instance.id).update(
+        {"checksum": "md5:not-computed"}
+    )
+    db.session.commit()
+    upload(client, "after.txt", b"after")
+
+    head = client.head(ARCHIVE.format(pid=1))
+    size = int(head.headers["Content-Length"])
+    archive = archive_of(record)
+    assert size == archive.size > HUGE
+    assert archive.layout.zip64_end
+    assert archive.layout.offsets[2] > 0xFFFFFFFF
+    reader = RangeFile(client, size, head.headers["ETag"])
+    with zipfile.ZipFile(io.BufferedReader(reader, 64 * 1024)) as zipped:
+        infos = zipped.infolist()
+        assert [(i.filename, i.file_size) for i in infos] == [
+            ("small.txt", 5),
+            ("huge.bin", HUGE),
+            ("after.txt", 5),
+        ]
+        assert huge_zeros_crc == infos[1].CRC
+        assert infos[2].header_offset == archive.layout.offsets[2]
+        assert zipped.read("small.txt") == b"small"
+        assert zipped.read("after.txt") == b"after"
+        with zipped.open("huge.bin") as member:
+            assert member.read(1000) == bytes(1000)
+    assert reader.received < 1024 * 1024
+    # The huge member's data descriptor, right after its last byte.
+    end = archive.layout.data_offsets[1] + HUGE
+    response = get_archive(client, Range=f"bytes={end - 2}-{end + 23}")
+    assert (
+        response.data
+        == bytes(2)
+        + b"PK\x07\x08"
+        + huge_zeros_crc.to_bytes(4, "little")
+        + HUGE.to_bytes(8, "little") * 2
+    )
