@@ -20,13 +20,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy_utils import create_database, drop_database
 from sqlalchemy_utils.types import UUIDType
 
-from invenio_records_files.models import RecordsBuckets
+from invenio_records_files.models import FileCRC32, RecordsBuckets
 
 from .helpers import create_app
 
 BRANCH = "invenio_records_files"
 ROOT, CREATE_TABLE, ADD_INDEX = "2da9a03b0833", "1ba76da94103", "4a5d5b4d4c2f"
+CRC_CACHE = "7c3e91a4d2b6"
 TABLE = "records_buckets"
+CRC_TABLE = "records_files_crc32"
+TABLES = (TABLE, CRC_TABLE)
 
 pytestmark = pytest.mark.filterwarnings(
     # Flask-Alembic 3.1 joins version_locations with "," and sets no
@@ -82,7 +85,8 @@ def other_branches_ready(alembic, migration_uri):
     if not migration_uri.startswith("sqlite"):
         return
     db.metadata.create_all(
-        db.engine, tables=[t for name, t in db.metadata.tables.items() if name != TABLE]
+        db.engine,
+        tables=[t for name, t in db.metadata.tables.items() if name not in TABLES],
     )
     alembic.stamp(
         [h.revision for h in alembic.heads() if BRANCH not in h.branch_labels]
@@ -152,22 +156,23 @@ def is_sqlite_uuid_reflection(diff):
 
 
 def table_diffs(alembic):
-    # Only our table: the other modules' migrations are theirs to check.
+    # Only our tables: the other modules' migrations are theirs to check.
     return [
         diff
         for diff in alembic.compare_metadata()
-        if diff_table(diff) == TABLE and not is_sqlite_uuid_reflection(diff)
+        if diff_table(diff) in TABLES and not is_sqlite_uuid_reflection(diff)
     ]
 
 
 def test_revision_graph(alembic):
     script = alembic.script_directory
-    root, create_table, add_index = (
-        script.get_revision(rev) for rev in (ROOT, CREATE_TABLE, ADD_INDEX)
+    root, create_table, add_index, crc_cache = (
+        script.get_revision(rev) for rev in (ROOT, CREATE_TABLE, ADD_INDEX, CRC_CACHE)
     )
     assert script.get_revision(BRANCH) is root  # the label is on the root
     assert ROOT in script.get_bases()
-    assert script.get_revision(f"{BRANCH}@head") is add_index
+    assert script.get_revision(f"{BRANCH}@head") is crc_cache
+    assert crc_cache.down_revision == ADD_INDEX
     assert root.branch_labels == {BRANCH}
     assert root.down_revision is None
     assert root.dependencies == "dbdbc1b19cf2"
@@ -178,7 +183,7 @@ def test_revision_graph(alembic):
 
 
 def test_upgrade_creates_table_and_index(upgraded):
-    assert our_revision(upgraded) == ADD_INDEX
+    assert our_revision(upgraded) == CRC_CACHE
     table = describe_table(TABLE)
     # Column types are the dialect's (UUID on PostgreSQL, BINARY on SQLite).
     columns = table.pop("columns")
@@ -204,20 +209,48 @@ def test_migrated_table_matches_models(upgraded):
     assert table_diffs(upgraded) == []
 
 
-def test_migrated_table_matches_create_all(upgraded):
-    migrated = describe_table(TABLE)
+@pytest.mark.parametrize("model", [RecordsBuckets, FileCRC32])
+def test_migrated_table_matches_create_all(upgraded, model):
+    name = model.__tablename__
+    migrated = describe_table(name)
     upgraded.downgrade(ROOT)
-    RecordsBuckets.__table__.create(db.engine)
+    model.__table__.create(db.engine)
     try:
-        assert describe_table(TABLE) == migrated
+        assert describe_table(name) == migrated
     finally:
-        RecordsBuckets.__table__.drop(db.engine)
+        model.__table__.drop(db.engine)
+
+
+def test_upgrade_creates_the_crc_cache(upgraded):
+    table = describe_table(CRC_TABLE)
+    columns = table.pop("columns")
+    assert [(name, nullable) for name, _, nullable in columns] == [
+        ("file_id", False),
+        ("crc32", False),
+        ("size", False),
+        ("checksum", True),
+    ]
+    assert table == {
+        "primary_key": ["file_id"],
+        "foreign_keys": [
+            ("fk_records_files_crc32_file_id_files_files", "file_id", "files_files")
+        ],
+        "indexes": [],
+    }
+
+
+def test_downgrade_removes_only_the_crc_cache(upgraded):
+    upgraded.downgrade(ADD_INDEX)
+    assert our_revision(upgraded) == ADD_INDEX
+    assert not sa.inspect(db.engine).has_table(CRC_TABLE)
+    assert sa.inspect(db.engine).has_table(TABLE)
 
 
 def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
     upgraded.downgrade(ROOT)
     assert our_revision(upgraded) == ROOT
     assert not sa.inspect(db.engine).has_table(TABLE)
+    assert not sa.inspect(db.engine).has_table(CRC_TABLE)
 
     upgraded.downgrade(f"{BRANCH}@base")
     assert our_revision(upgraded) is None
@@ -225,6 +258,7 @@ def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
     assert sa.inspect(db.engine).has_table("files_bucket")
 
     upgraded.upgrade()
-    assert our_revision(upgraded) == ADD_INDEX
+    assert our_revision(upgraded) == CRC_CACHE
     assert sa.inspect(db.engine).has_table(TABLE)
+    assert sa.inspect(db.engine).has_table(CRC_TABLE)
     assert table_diffs(upgraded) == []
