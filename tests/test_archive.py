@@ -107,7 +107,9 @@ def reads(monkeypatch):
     def storage(self, **kwargs):
         backend = original(self, **kwargs)
         uri, open_ = self.uri, backend.open
-        backend.open = lambda mode="rb": Counting(open_(mode), uri)
+        backend.open = lambda mode="rb": (
+            Counting(open_(mode), uri) if mode.startswith("r") else open_(mode)
+        )
         return backend
 
     monkeypatch.setattr(FileInstance, "storage", storage)
