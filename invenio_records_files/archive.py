@@ -20,7 +20,6 @@ is not known yet). Bytes are read through Invenio-Files-REST's storage API
 import hashlib
 import json
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +37,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 
 from .models import FileCRC32
-from .ziplayout import Member, StoredZip, iter_range, safe_names, utc_naive
+from .ziplayout import Member, StoredZip, crc32, iter_range, safe_names, utc_naive
 
 ARCHIVE_FORMAT = 1
 """Version of the layout; part of the ETag, bumped when the bytes change."""
@@ -282,7 +281,7 @@ class _ArchiveSource:
                 data = fp.read(min(self.chunk_size, remaining))
                 if not data:
                     raise OSError(f"File {self.archive.files[index].key!r} is short.")
-                crc = zlib.crc32(data, crc)
+                crc = crc32(data, crc)
                 remaining -= len(data)
         self.computed(index, crc)
         return crc

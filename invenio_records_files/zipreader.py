@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 from invenio_rest.errors import RESTException
 
+from .ziplayout import crc32
+
 END = struct.Struct("<4sHHHHIIH")
 END64 = struct.Struct("<4sQHHIIQQQQ")
 END64_LOCATOR = struct.Struct("<4sIQI")
@@ -376,7 +378,7 @@ class MemberStream:
                 produced += len(out)
                 if produced > entry.size:
                     raise not_a_zip("member data longer than its declared size")
-                crc = zlib.crc32(out, crc)
+                crc = crc32(out, crc)
                 if held is not None:
                     yield held
                 held = out
