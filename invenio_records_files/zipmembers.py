@@ -48,6 +48,8 @@ def members_response(bucket: Bucket, key: str) -> Response:
     """
     version_id = _uuid_arg("versionId")
     obj = ObjectResource.get_object(bucket, key, version_id)
+    if obj.file is None:  # a delete marker
+        raise ZipMemberError(404, "Object does not exists.")
     if not obj.file.readable:
         raise FileInstanceUnreadableError()
     name = request.args.get("member")

@@ -383,6 +383,13 @@ def test_an_older_version(client, record):
     )
 
 
+def test_a_delete_marker(client, data_zip):
+    assert client.delete(FILE.format(key="data.zip")).status_code == 204
+    marker = ObjectVersion.query.filter_by(key="data.zip", is_head=True).one()
+    response = members(client, versionId=marker.version_id)
+    assert response.status_code == 404
+
+
 def test_a_plain_download_is_unchanged(client, data_zip):
     response = client.get(FILE.format(key="data.zip"))
     assert response.status_code == 200
