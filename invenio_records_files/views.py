@@ -301,6 +301,8 @@ class RecordArchiveResource(MethodView):
         files = record.files
         if files is None:
             raise RecordFilesRESTError(404, "The record has no files.")
+        if files.bucket.deleted:
+            raise RecordFilesRESTError(404, "Bucket does not exist.")
         check_archive_permission(record, files.bucket)
         return archive.send_archive(
             archive.RecordArchive.of(record, files.bucket),

@@ -421,6 +421,20 @@ def test_record_without_bucket(client, db, location):
     assert json.loads(response.data)["message"] == "The record has no files."
 
 
+def test_deleted_bucket(client, record, three_files, db):
+    fresh = record.get_record(record.id)
+    fresh.bucket.deleted = True
+    db.session.commit()
+    assert get_archive(client).status_code == 404
+    assert client.get("/api/records/1/files").status_code == 404
+
+
+def test_unreadable_file(client, record, three_files, db):
+    ObjectVersion.get(record.bucket, "b.txt").file.readable = False
+    db.session.commit()
+    assert get_archive(client).status_code == 503
+
+
 def test_bucket_read_permission(client, record, three_files, permissions):
     permissions.add("bucket-read")
     assert get_archive(client).status_code == 404

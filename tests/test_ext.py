@@ -120,6 +120,7 @@ def test_alembic_entry_point_names_the_migrations_directory():
         "2da9a03b0833",
         "1ba76da94103",
         "4a5d5b4d4c2f",
+        "7c3e91a4d2b6",
     }
 
 
