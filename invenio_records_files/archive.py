@@ -37,7 +37,8 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 
 from .models import FileCRC32
-from .ziplayout import Member, StoredZip, crc32, iter_range, safe_names, utc_naive
+from .ziplayout import Member, StoredZip, safe_names, utc_naive
+from .zipstream import crc32, iter_range
 
 ARCHIVE_FORMAT = 1
 """Version of the layout; part of the ETag, bumped when the bytes change."""
@@ -252,7 +253,7 @@ class RecordArchive:
 
 
 class _ArchiveSource:
-    """Members' bytes and CRC-32s for :func:`~.ziplayout.iter_range`."""
+    """Members' bytes and CRC-32s for :func:`~.zipstream.iter_range`."""
 
     def __init__(self, archive: RecordArchive, app: Flask, chunk_size: int) -> None:
         self.archive = archive

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from invenio_rest.errors import RESTException
 
-from .ziplayout import crc32
+from .zipstream import crc32
 
 END = struct.Struct("<4sHHHHIIH")
 END64 = struct.Struct("<4sQHHIIQQQQ")

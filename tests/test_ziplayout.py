@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The stored-zip layout: names, records, ranges and ZIP64, without a database."""
+"""The stored-zip layout and stream: names, records, ranges, ZIP64; no database."""
 
 import io
 import random
@@ -15,10 +15,10 @@ from invenio_records_files.ziplayout import (
     Member,
     StoredZip,
     dos_datetime,
-    iter_range,
     safe_name,
     safe_names,
 )
+from invenio_records_files.zipstream import iter_range
 
 from .helpers import unzip_test
 

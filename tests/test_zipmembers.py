@@ -12,8 +12,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from invenio_files_rest.models import ObjectVersion
 
-from invenio_records_files.ziplayout import Member, StoredZip, iter_range
+from invenio_records_files.ziplayout import Member, StoredZip
 from invenio_records_files.zipreader import ZipMemberError
+from invenio_records_files.zipstream import iter_range
 
 from . import test_archive
 
