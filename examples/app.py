@@ -16,6 +16,7 @@ Run the whole demo (set-up included) with ``examples/run-demo.sh``; or
 """
 
 import argparse
+import io
 import json
 import shutil
 import sys
@@ -24,6 +25,7 @@ import threading
 import urllib.error
 import urllib.request
 import warnings
+import zipfile
 
 from flask import Flask
 from flask_babel import Babel
@@ -156,18 +158,17 @@ class Client:
         )
         try:
             with urllib.request.urlopen(request) as response:  # noqa: S310
-                status, body, content_type = (
+                status, body, self.headers = (
                     response.status,
                     response.read(),
-                    response.headers.get("Content-Type", ""),
+                    response.headers,
                 )
         except urllib.error.HTTPError as error:
-            status, body, content_type = (
-                error.code,
-                error.read(),
-                error.headers.get("Content-Type", ""),
-            )
+            status, body, self.headers = error.code, error.read(), error.headers
+        content_type = self.headers.get("Content-Type", "")
         sent = f" ({len(data)} bytes)" if data else ""
+        if "Range" in (headers or {}):
+            sent += f" (Range: {headers['Range']})"
         print(f"\n{method} {url}{sent}", file=self.out)
         print(f"<-- {status}", file=self.out)
         if show and body:
@@ -223,6 +224,8 @@ def walk_through(client: Client) -> None:
     status, _ = client.request("GET", f"/records/{pid}/files/data.csv?download")
     expect(status, 200, "downloading data.csv through the UI view")
 
+    archive_and_zip_members(client, files)
+
     status, _ = client.request(
         "PUT",
         f"{files}/hello.txt",
@@ -242,6 +245,42 @@ def walk_through(client: Client) -> None:
 
     status, _ = client.json("GET", f"/api/records/{pid}")
     expect(status, 200, "reading the record")
+
+
+def archive_and_zip_members(client: Client, files: str) -> None:
+    """Download all files as one zip and resume it; look inside a zip."""
+    status, archive = client.request("GET", f"{files}-archive", show=False)
+    expect(status, 200, "downloading all files as a zip")
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    print(f"    a zip of {len(archive)} bytes: {', '.join(names)}", file=client.out)
+    cut = len(archive) // 2  # as if the connection had dropped here
+    status, rest = client.request(
+        "GET",
+        f"{files}-archive",
+        headers={"Range": f"bytes={cut}-", "If-Range": client.headers["ETag"]},
+        show=False,
+    )
+    expect(status, 206, "resuming the zip download")
+    resumed = zipfile.ZipFile(io.BytesIO(archive[:cut] + rest))
+    expect(0 if resumed.testzip() is None else 1, 0, "checking the resumed zip")
+    print(f"    the other {len(rest)} bytes; the joined zip is valid", file=client.out)
+
+    photos = io.BytesIO()
+    with zipfile.ZipFile(photos, "w", zipfile.ZIP_DEFLATED) as upload:
+        upload.writestr("notes/readme.txt", "Two photos of the experiment.\n")
+        upload.writestr("photos/setup.jpg", bytes(2048))
+        upload.writestr("photos/result.jpg", bytes(4096))
+    status, _ = client.request(
+        "PUT",
+        f"{files}/photos.zip",
+        data=photos.getvalue(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    expect(status, 200, "uploading photos.zip")
+    status, _ = client.json("GET", f"{files}/photos.zip?members")
+    expect(status, 200, "listing the members of photos.zip")
+    status, _ = client.request("GET", f"{files}/photos.zip?member=notes/readme.txt")
+    expect(status, 200, "extracting one member of photos.zip")
 
 
 class QuietHandler(WSGIRequestHandler):

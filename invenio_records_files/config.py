@@ -46,7 +46,7 @@ Every download the record files endpoints and ``file_download_ui`` serve is
 streamed in chunks of this size (Invenio-Files-REST lets the WSGI server
 iterate the file line by line). Memory per download stays near one chunk.
 
-.. versionadded:: 2.0.0
+.. versionadded:: 5.0.0
 """
 
 RECORDS_FILES_UPLOAD_CHUNK_SIZE = 1024 * 1024
@@ -57,5 +57,33 @@ Used by uploads through the record files endpoints and by the Python API
 which uploads about a quarter slower than 1 MiB over loopback
 (``benchmarks/bench_rest.py``). ``None`` keeps Invenio-Files-REST's default.
 
-.. versionadded:: 2.0.0
+.. versionadded:: 5.0.0
+"""
+
+RECORDS_FILES_MEMBERS_PAGE_SIZE = 1000
+"""Entries per page of a zip's member listing (``<file URL>?members``).
+
+A client may ask for fewer with ``&size=``, never for more.
+
+.. versionadded:: 5.0.0
+"""
+
+RECORDS_FILES_MEMBER_MAX_SIZE = 1024**3
+"""Largest zip member served by ``<file URL>?member=<name>``, in bytes.
+
+A member that declares more is refused with ``413`` before anything is
+decompressed; decompression never produces more than the declared size.
+
+.. versionadded:: 5.0.0
+"""
+
+RECORDS_FILES_MEMBER_MAX_RATIO = 100
+"""Largest compression ratio (size / compressed size) of a served member.
+
+A member compressed more than that (a zip bomb: kilobytes that expand to
+gigabytes) is refused with ``413`` before anything is decompressed. 100 is
+Apache POI's limit for zip-based documents; raise it for archives of very
+repetitive data.
+
+.. versionadded:: 5.0.0
 """

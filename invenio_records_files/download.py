@@ -11,7 +11,7 @@ server's ``wsgi.file_wrapper`` for a whole local file (``sendfile``). The
 bytes are always read through the storage API; a storage with a
 ``send_file()`` of its own (e.g. one that redirects to S3) keeps it.
 
-.. versionadded:: 2.0.0
+.. versionadded:: 5.0.0
 """
 
 import base64
@@ -51,7 +51,7 @@ class FileChunks:
     after the response, also when the client went away: an instance is a
     complete WSGI response body.
 
-    .. versionadded:: 2.0.0
+    .. versionadded:: 5.0.0
     """
 
     def __init__(
@@ -133,7 +133,7 @@ def send_object(
     :param restricted: ``False`` lets caches keep the file.
     :param as_attachment: Send ``Content-Disposition: attachment``.
 
-    .. versionadded:: 2.0.0
+    .. versionadded:: 5.0.0
     """
     if not obj.is_head:
         check_permission(
@@ -166,7 +166,7 @@ def send_file(
     The response is the one of Files-REST's ``FileStorage.send_file``; a
     storage class that overrides ``send_file()`` sends the file itself.
 
-    .. versionadded:: 2.0.0
+    .. versionadded:: 5.0.0
     """
     storage = fileinstance.storage()
     checksum = fileinstance.checksum

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""Database models: the link between records and buckets, and file entries."""
+"""Database models: records and buckets, file entries, a CRC-32 cache."""
 
 from invenio_db import db
-from invenio_files_rest.models import Bucket
+from invenio_files_rest.models import Bucket, FileInstance
 from invenio_records.models import RecordMetadata
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy_utils.types import JSONType, UUIDType
@@ -111,3 +111,34 @@ class FileEntry(db.Model):
     """Metadata of the file set by the application (never the fields the
     bucket provides: ``key``, ``bucket``, ``version_id``, ``file_id``,
     ``size``, ``checksum``)."""
+
+
+class FileCRC32(db.Model):
+    """CRC-32 of a file instance, computed while streaming it into an archive.
+
+    Zip archives need each member's CRC-32 in their central directory, and
+    Invenio-Files-REST keeps only an MD5 checksum: a resumed archive download
+    takes the CRC-32 of the members it does not send whole from here. A value
+    is used only while the file instance still has the size and checksum it
+    was computed for.
+
+    .. versionadded:: 5.0.0
+    """
+
+    __tablename__ = "records_files_crc32"
+
+    file_id = db.Column(
+        UUIDType,
+        db.ForeignKey(FileInstance.id, ondelete="CASCADE"),
+        primary_key=True,
+    )
+    """File instance whose bytes were read."""
+
+    crc32 = db.Column(db.BigInteger, nullable=False)
+    """CRC-32 of the bytes (0 to 2**32 - 1)."""
+
+    size = db.Column(db.BigInteger, nullable=False)
+    """Size of the file instance when the CRC-32 was computed."""
+
+    checksum = db.Column(db.String(255), nullable=True)
+    """Checksum of the file instance when the CRC-32 was computed."""

@@ -38,6 +38,15 @@ def bucket_url(**params) -> str:
     )
 
 
+def archive_url() -> str:
+    """URL of the zip archive of the current record's files."""
+    return url_for(
+        _endpoint("archive"),
+        pid_value=request.view_args["pid_value"].value,
+        _external=True,
+    )
+
+
 def object_url(key: str, **params) -> str:
     """URL of the current record's file ``key``."""
     return url_for(
@@ -55,7 +64,12 @@ class RecordBucketSchema(BucketSchema):
     def dump_links(self, o):
         """Dump links."""
         url = bucket_url()
-        return {"self": url, "versions": f"{url}?versions", "uploads": f"{url}?uploads"}
+        return {
+            "self": url,
+            "versions": f"{url}?versions",
+            "uploads": f"{url}?uploads",
+            "archive": archive_url(),
+        }
 
 
 class RecordObjectVersionSchema(ObjectVersionSchema):

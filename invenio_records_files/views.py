@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from functools import wraps
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
+from flask.views import MethodView
 from invenio_db import db
 from invenio_files_rest.errors import (
     FileSizeError,
@@ -48,7 +49,7 @@ from sqlalchemy.orm.exc import NoResultFound
 from werkzeug.routing import PathConverter
 from werkzeug.utils import import_string
 
-from . import download, sync
+from . import archive, download, sync, zipmembers
 from .api import FilesMixin, Record
 from .errors import (
     LockedBucketError,
@@ -243,13 +244,19 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
 
     @pass_bucket_id
     def get(self, pid, record, **kwargs):
-        """Download a file (``?versionId``, ``?download``), list upload parts."""
+        """Download a file (``?versionId``, ``?download``), list upload parts.
+
+        ``?members`` and ``?member=<name>`` look inside a zip file (see
+        :mod:`invenio_records_files.zipmembers`).
+        """
+        if zipmembers.wants_members(request.args):
+            bucket = state_of(record).bucket(record)
+            return zipmembers.members_response(bucket, kwargs["key"])
         return super().get(**kwargs)
 
-    @pass_bucket_id
     def head(self, pid, record, **kwargs):
         """Send the headers of a download."""
-        return super().get(**kwargs)
+        return self.get(pid, record, **kwargs)
 
     @pass_bucket_id
     def put(self, pid, record, **kwargs):
@@ -436,14 +443,50 @@ class FileKeyConverter(PathConverter):
     regex = r"[^/][\s\S]*?"
 
 
+def check_archive_permission(record, bucket) -> None:
+    """Allow the archive of ``record``'s files, or abort (401, 403 or 404).
+
+    The one place that decides who may download a record's archive: for now
+    Files-REST's ``bucket-read`` permission of the record's bucket, as for
+    listing the files.
+    """
+    check_permission(current_permission_factory(bucket, "bucket-read"))
+
+
+class RecordArchiveResource(MethodView):
+    """All of a record's current files as one zip (``<files URL>-archive``).
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(self, record_class: type[FilesMixin] = Record) -> None:
+        """Initialize; ``record_class`` wraps resolved records."""
+        self.record_class = record_class
+
+    def get(self, pid_value):
+        """Send the archive (or the requested range of it)."""
+        _, record = resolve_record(pid_value, self.record_class)
+        files = record.files
+        if files is None:
+            raise RecordFilesRESTError(404, "The record has no files.")
+        if files.bucket.deleted:
+            raise RecordFilesRESTError(404, "Bucket does not exist.")
+        check_archive_permission(record, files.bucket)
+        return archive.send_archive(
+            archive.RecordArchive.of(record, files.bucket),
+            archive.archive_filename(pid_value.value),
+        )
+
+
 def create_blueprint_from_app(app: Flask) -> Blueprint:
     """Create the record files blueprint from ``RECORDS_FILES_REST_ENDPOINTS``.
 
     For each ``{config_name: {endpoint_prefix: suffix}}`` entry, the item
     route of ``app.config[config_name][endpoint_prefix]`` gets
-    ``<item_route><suffix>`` (endpoint ``<endpoint_prefix>_bucket_api``) and
+    ``<item_route><suffix>`` (endpoint ``<endpoint_prefix>_bucket_api``),
     ``<item_route><suffix>/<filekey:key>`` (``<endpoint_prefix>_object_api``;
-    :class:`FileKeyConverter` is ``path`` with line breaks).
+    :class:`FileKeyConverter` is ``path`` with line breaks) and
+    ``<item_route><suffix>-archive`` (``<endpoint_prefix>_archive_api``).
 
     :raises invalid_prefix: ``KeyError`` (as version 4 raised) if an endpoint
         prefix is not defined in the named configuration; ``ValueError`` if
@@ -506,7 +549,7 @@ def add_record_files_rules(
     suffix: str,
     record_class: type | None = None,
 ) -> None:
-    """Add the bucket and object routes of one endpoint to ``blueprint``."""
+    """Add the bucket, object and archive routes of one endpoint."""
     if not PID_CONVERTER.search(item_route):
         raise ValueError(
             f"The item route {item_route!r} of {prefix!r} needs a PID converter, "
@@ -515,6 +558,12 @@ def add_record_files_rules(
     if record_class is None or not issubclass(record_class, Record):
         record_class = Record
     route = item_route.rstrip("/") + "/" + suffix.strip("/")
+    blueprint.add_url_rule(
+        f"{route}-archive",
+        view_func=RecordArchiveResource.as_view(
+            f"{prefix}_archive_api", record_class=record_class
+        ),
+    )
     options = {
         "serializers": {"application/json": json_serializer},
         "record_class": record_class,

@@ -123,3 +123,21 @@ class StatementCounter:
     def close(self) -> None:
         """Stop listening."""
         event.remove(self.engine, "before_cursor_execute", self._on_execute)
+
+
+def unzip_test(path) -> str:
+    """Run ``unzip -t`` on ``path``; skip the test visibly without unzip."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    unzip = shutil.which("unzip")
+    if unzip is None:
+        pytest.skip("unzip is not installed (apt-get install unzip)")
+    result = subprocess.run(
+        [unzip, "-t", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No errors detected" in result.stdout
+    return result.stdout

@@ -20,16 +20,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy_utils import create_database, drop_database
 from sqlalchemy_utils.types import UUIDType
 
-from invenio_records_files.models import FileEntry, RecordsBuckets
+from invenio_records_files.models import FileCRC32, FileEntry, RecordsBuckets
 
 from .helpers import create_app
 
 BRANCH = "invenio_records_files"
 ROOT, CREATE_TABLE, ADD_INDEX = "2da9a03b0833", "1ba76da94103", "4a5d5b4d4c2f"
-ADD_ENTRIES = "8f3a6c1d2e4b"
+ADD_ENTRIES, CRC_CACHE = "8f3a6c1d2e4b", "7c3e91a4d2b6"
 TABLE = "records_buckets"
 ENTRIES = "records_files_entries"
-TABLES = (TABLE, ENTRIES)
+CRC_TABLE = "records_files_crc32"
+TABLES = (TABLE, ENTRIES, CRC_TABLE)
 
 pytestmark = pytest.mark.filterwarnings(
     # Flask-Alembic 3.1 joins version_locations with "," and sets no
@@ -156,7 +157,7 @@ def is_sqlite_uuid_reflection(diff):
 
 
 def table_diffs(alembic):
-    # Only our table: the other modules' migrations are theirs to check.
+    # Only our tables: the other modules' migrations are theirs to check.
     return [
         diff
         for diff in alembic.compare_metadata()
@@ -166,14 +167,15 @@ def table_diffs(alembic):
 
 def test_revision_graph(alembic):
     script = alembic.script_directory
-    root, create_table, add_index = (
-        script.get_revision(rev) for rev in (ROOT, CREATE_TABLE, ADD_INDEX)
+    root, create_table, add_index, crc_cache = (
+        script.get_revision(rev) for rev in (ROOT, CREATE_TABLE, ADD_INDEX, CRC_CACHE)
     )
     assert script.get_revision(BRANCH) is root  # the label is on the root
     assert ROOT in script.get_bases()
     entries = script.get_revision(ADD_ENTRIES)
-    assert script.get_revision(f"{BRANCH}@head") is entries
     assert entries.down_revision == ADD_INDEX
+    assert script.get_revision(f"{BRANCH}@head") is crc_cache
+    assert crc_cache.down_revision == ADD_ENTRIES
     assert root.branch_labels == {BRANCH}
     assert root.down_revision is None
     assert root.dependencies == "dbdbc1b19cf2"
@@ -184,7 +186,7 @@ def test_revision_graph(alembic):
 
 
 def test_upgrade_creates_table_and_index(upgraded):
-    assert our_revision(upgraded) == ADD_ENTRIES
+    assert our_revision(upgraded) == CRC_CACHE
     table = describe_table(TABLE)
     # Column types are the dialect's (UUID on PostgreSQL, BINARY on SQLite).
     columns = table.pop("columns")
@@ -230,18 +232,44 @@ def test_upgrade_creates_the_entries_table(upgraded):
     ]
 
 
-@pytest.mark.parametrize("model", [RecordsBuckets, FileEntry], ids=TABLES)
+@pytest.mark.parametrize("model", [RecordsBuckets, FileEntry, FileCRC32], ids=TABLES)
 def test_migrated_table_matches_create_all(upgraded, model):
     name = model.__tablename__
     migrated = describe_table(name)
     upgraded.downgrade(ROOT)
-    for table in (RecordsBuckets.__table__, FileEntry.__table__):
+    tables = (RecordsBuckets.__table__, FileEntry.__table__, FileCRC32.__table__)
+    for table in tables:
         table.create(db.engine)
     try:
         assert describe_table(name) == migrated
     finally:
-        for table in (FileEntry.__table__, RecordsBuckets.__table__):
+        for table in reversed(tables):
             table.drop(db.engine)
+
+
+def test_upgrade_creates_the_crc_cache(upgraded):
+    table = describe_table(CRC_TABLE)
+    columns = table.pop("columns")
+    assert [(name, nullable) for name, _, nullable in columns] == [
+        ("file_id", False),
+        ("crc32", False),
+        ("size", False),
+        ("checksum", True),
+    ]
+    assert table == {
+        "primary_key": ["file_id"],
+        "foreign_keys": [
+            ("fk_records_files_crc32_file_id_files_files", "file_id", "files_files")
+        ],
+        "indexes": [],
+    }
+
+
+def test_downgrade_removes_only_the_crc_cache(upgraded):
+    upgraded.downgrade(ADD_ENTRIES)
+    assert our_revision(upgraded) == ADD_ENTRIES
+    assert not sa.inspect(db.engine).has_table(CRC_TABLE)
+    assert sa.inspect(db.engine).has_table(ENTRIES)
 
 
 def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
@@ -251,6 +279,7 @@ def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
     upgraded.downgrade(ROOT)
     assert our_revision(upgraded) == ROOT
     assert not sa.inspect(db.engine).has_table(TABLE)
+    assert not sa.inspect(db.engine).has_table(CRC_TABLE)
 
     upgraded.downgrade(f"{BRANCH}@base")
     assert our_revision(upgraded) is None
@@ -258,7 +287,8 @@ def test_downgrade_to_root_then_base_and_upgrade_again(upgraded):
     assert sa.inspect(db.engine).has_table("files_bucket")
 
     upgraded.upgrade()
-    assert our_revision(upgraded) == ADD_ENTRIES
+    assert our_revision(upgraded) == CRC_CACHE
     assert sa.inspect(db.engine).has_table(TABLE)
     assert sa.inspect(db.engine).has_table(ENTRIES)
+    assert sa.inspect(db.engine).has_table(CRC_TABLE)
     assert table_diffs(upgraded) == []

@@ -35,6 +35,11 @@ def test_example_app_walks_through_the_files_api_over_http():
         ("GET", "/api/records/1/files", "200"),
         ("GET", "/api/records/1/files/hello.txt", "200"),
         ("GET", "/records/1/files/data.csv?download", "200"),
+        ("GET", "/api/records/1/files-archive", "200"),
+        ("GET", "/api/records/1/files-archive", "206"),
+        ("PUT", "/api/records/1/files/photos.zip", "200"),
+        ("GET", "/api/records/1/files/photos.zip?members", "200"),
+        ("GET", "/api/records/1/files/photos.zip?member=notes/readme.txt", "200"),
         ("PUT", "/api/records/1/files/hello.txt", "200"),
         ("GET", "/api/records/1/files?versions", "200"),
         ("DELETE", "/api/records/1/files/data.csv", "204"),
@@ -44,6 +49,10 @@ def test_example_app_walks_through_the_files_api_over_http():
     ]
     assert "    Hello, World" in result.stdout
     assert "    x,y" in result.stdout
+    assert "    a zip of " in result.stdout
+    assert "the joined zip is valid" in result.stdout
+    assert '"key": "photos/setup.jpg"' in result.stdout
+    assert "    Two photos of the experiment." in result.stdout
     assert result.stdout.rstrip().endswith("Done.")
     data_dir = re.search(r"data in (\S+)\)", result.stdout).group(1)
     assert not Path(data_dir).exists()

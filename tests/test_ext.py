@@ -121,6 +121,7 @@ def test_alembic_entry_point_names_the_migrations_directory():
         "1ba76da94103",
         "4a5d5b4d4c2f",
         "8f3a6c1d2e4b",
+        "7c3e91a4d2b6",
     }
 
 

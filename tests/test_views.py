@@ -109,17 +109,26 @@ def test_blueprint_routes_from_configuration():
         "invenio_records_files.recid_object_api": (
             "/records/<pid(recid):pid_value>/files/<filekey:key>"
         ),
+        "invenio_records_files.recid_archive_api": (
+            "/records/<pid(recid):pid_value>/files-archive"
+        ),
         "invenio_records_files.docid_bucket_api": (
             "/documents/<pid(docid):pid_value>/doc-files"
         ),
         "invenio_records_files.docid_object_api": (
             "/documents/<pid(docid):pid_value>/doc-files/<filekey:key>"
         ),
+        "invenio_records_files.docid_archive_api": (
+            "/documents/<pid(docid):pid_value>/doc-files-archive"
+        ),
         "invenio_records_files.depid_bucket_api": (
             "/deposits/<pid(depid):pid_value>/deposit-files"
         ),
         "invenio_records_files.depid_object_api": (
             "/deposits/<pid(depid):pid_value>/deposit-files/<filekey:key>"
+        ),
+        "invenio_records_files.depid_archive_api": (
+            "/deposits/<pid(depid):pid_value>/deposit-files-archive"
         ),
     }
 
@@ -220,6 +229,7 @@ def test_list(client, record):
         "self": files,
         "versions": f"{files}?versions",
         "uploads": f"{files}?uploads",
+        "archive": f"{files}-archive",
     }
     first = data["contents"][0]
     assert first["links"]["self"] == f"{files}/a.txt"
@@ -230,7 +240,7 @@ def test_follow_every_link(client, record):
     upload(client, "a.txt", b"first")
     upload(client, "a.txt", b"second")
     listing = body(client.get("/api/records/1/files"))
-    for name in ("self", "versions", "uploads"):
+    for name in ("self", "versions", "uploads", "archive"):
         response = client.get(path(listing["links"][name]))
         assert response.status_code == 200, name
     versions = body(client.get(path(listing["links"]["versions"])))
