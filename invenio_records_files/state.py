@@ -39,7 +39,13 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import entries
-from .errors import DeletedBucketError, LockedBucketError, RecordGoneError
+from .errors import (
+    DeletedBucketError,
+    LockedBucketError,
+    RecordGoneError,
+    UploadCompletedError,
+    UploadGoneError,
+)
 from .models import RecordsBuckets
 from .transactions import current, stands
 
@@ -198,8 +204,7 @@ class FilesState:
             if not stands(session, self._locked_in):
                 self._lock_record(record, reload)
             if bucket is not None:
-                with session.no_autoflush:
-                    lock_row(bucket)
+                lock_row(bucket)
             self._locked_in = current(session)
             self._locked_bucket = bucket
         if check and bucket is not None:
@@ -212,8 +217,7 @@ class FilesState:
         known = model.__dict__.get("version_id")
         before = self.loaded_json if self.loaded_json is not None else model.json
         try:
-            with db.session.no_autoflush:
-                lock_row(model)
+            lock_row(model)
         except InvalidRequestError as error:
             raise RecordGoneError(record_identity(model)) from error
         if model.json is None:
@@ -248,8 +252,7 @@ class FilesState:
             return False
         model = record.model
         try:
-            with db.session.no_autoflush:
-                lock_row(model)
+            lock_row(model)
         except InvalidRequestError:
             return False
         if model.json is None or metadata_of(type(record), model.json) != metadata_of(
@@ -384,7 +387,36 @@ class FilesState:
 
 def lock_row(instance) -> None:
     """Reload ``instance`` and lock its row (``SELECT ... FOR UPDATE OF``)."""
-    db.session.refresh(instance, with_for_update={"of": type(instance)})
+    with db.session.no_autoflush:
+        db.session.refresh(instance, with_for_update={"of": type(instance)})
+
+
+def lock_bucket(bucket: Bucket) -> None:
+    """Lock and reload ``bucket`` alone (for writes that leave the record be).
+
+    :raises invenio_records_files.errors.LockedBucketError: if it is locked.
+    :raises invenio_records_files.errors.DeletedBucketError: if it is
+        deleted.
+    """
+    lock_row(bucket)
+    check_writable(bucket)
+
+
+def lock_upload(multipart) -> None:
+    """Lock and reload a multipart upload, after its record and bucket.
+
+    :raises invenio_records_files.errors.UploadGoneError: if it was completed
+        or aborted meanwhile.
+    :raises invenio_records_files.errors.UploadCompletedError: if it is
+        completed already.
+    """
+    upload_id = multipart.upload_id
+    try:
+        lock_row(multipart)
+    except InvalidRequestError as error:  # the row is gone
+        raise UploadGoneError(upload_id) from error
+    if multipart.completed:
+        raise UploadCompletedError(upload_id)
 
 
 def check_writable(bucket: Bucket) -> None:

@@ -31,17 +31,10 @@ from invenio_files_rest.models import (
 )
 from invenio_records.signals import after_record_update, before_record_update
 from jsonschema.exceptions import ValidationError
-from sqlalchemy.exc import InvalidRequestError
 
-from . import entries
-from .errors import (
-    ChecksumMismatchError,
-    MissingFileError,
-    RecordValidationError,
-    UploadCompletedError,
-    UploadGoneError,
-)
-from .state import check_writable, lock_row, state_of
+from . import entries, state
+from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
+from .state import lock_bucket, state_of
 from .storage import remove_unused_files
 
 
@@ -49,10 +42,8 @@ def lock(record, bucket: Bucket, update_record: bool = True) -> None:
     """Lock the record (when it is updated), then the bucket; reload both."""
     if update_record:
         state_of(record).lock(record, bucket, reload=True)
-        return
-    with db.session.no_autoflush:
-        lock_row(bucket)
-    check_writable(bucket)
+    else:
+        lock_bucket(bucket)
 
 
 def touch(record, emptied: bool = False) -> None:
@@ -203,15 +194,8 @@ def lock_upload(record, multipart: MultipartObject, update_record: bool = True):
     :raises invenio_records_files.errors.UploadCompletedError: if it is
         completed already.
     """
-    upload_id = multipart.upload_id
     lock(record, multipart.bucket, update_record)
-    try:
-        with db.session.no_autoflush:
-            lock_row(multipart)
-    except InvalidRequestError as error:  # the row is gone
-        raise UploadGoneError(upload_id) from error
-    if multipart.completed:
-        raise UploadCompletedError(upload_id)
+    state.lock_upload(multipart)
     return multipart
 
 

@@ -182,3 +182,75 @@ def test_get_record_is_two_queries(db, location, statements):
         assert len(record["_files"]) == n
         counts.append(len([s for s in statements.statements if s != "BEGIN"]))
     assert counts == [2, 2]
+
+
+# -- REST writes to records with many files (issue: 10,000+ files) --------------
+
+
+def record_with_many(n, db, pid_value):
+    from io import BytesIO
+
+    from invenio_pidstore.models import PersistentIdentifier, PIDStatus
+
+    record = Record.create({"title": f"{n} files"})
+    record.files = {f"file-{i:05d}.txt": BytesIO(b"%d" % i) for i in range(n)}
+    record.commit()
+    PersistentIdentifier.create(
+        "recid",
+        pid_value,
+        object_type="rec",
+        object_uuid=record.id,
+        status=PIDStatus.REGISTERED,
+    )
+    db.session.commit()
+    return record.id
+
+
+REST_WRITES = {
+    "upload": ("put", "new.txt", b"new"),
+    "new-version": ("put", "file-00000.txt", b"v2"),
+    "delete": ("delete", "file-00001.txt", None),
+}
+
+
+@pytest.mark.parametrize("name", REST_WRITES)
+def test_rest_writes_cost_the_same_at_10_and_1000_files(
+    app, db, location, statements, name
+):
+    method, key, data = REST_WRITES[name]
+    counts = []
+    for n in (10, 1000):
+        record_with_many(n, db, f"many{n}")
+        db.session.expunge_all()
+        with app.test_client() as client, statements.count():
+            response = getattr(client, method)(
+                f"/api/records/many{n}/files/{key}", data=data
+            )
+        assert response.status_code in (200, 204), response.data
+        counts.append(statements.total)
+    assert counts[0] == counts[1]
+
+
+def database_size(db):
+    from sqlalchemy import text
+
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return connection.execute(
+            text("SELECT pg_database_size(current_database())")
+        ).scalar()
+    pages = connection.execute(text("PRAGMA page_count")).scalar()
+    return pages * connection.execute(text("PRAGMA page_size")).scalar()
+
+
+def test_database_grows_by_at_most_16_kib_per_upload(app, db, location):
+    record_with_many(1000, db, "growth")
+    uploads = 50
+    with app.test_client() as client:
+        client.put("/api/records/growth/files/warm-up.txt", data=b"12345")
+        before = database_size(db)
+        for i in range(uploads):
+            response = client.put(f"/api/records/growth/files/g-{i}.txt", data=b"12345")
+            assert response.status_code == 200
+    growth = (database_size(db) - before) / uploads
+    assert growth <= 16 * 1024, growth
