@@ -283,3 +283,38 @@ def test_documented_location_command(s3_app, s3_db, s3, s3_bucket):
     record.files["a.txt"] = BytesIO(b"a")
     s3_db.session.commit()
     assert keys(s3, s3_bucket) == [key_of(record.files["a.txt"].obj.file)]
+
+
+# -- the archive and zip members ------------------------------------------------
+
+
+def test_archive_and_members_read_from_s3(s3_client, s3_db, s3_record):
+    import io
+    import zipfile
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("inside.txt", b"inside " * 100)
+    files = {"a.txt": b"hello", "data.zip": inner.getvalue()}
+    for key, data in files.items():
+        assert upload(s3_client, key, data).status_code == 200
+
+    response = s3_client.get("/api/records/1/files-archive")
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        assert archive.testzip() is None
+        assert {name: archive.read(name) for name in archive.namelist()} == files
+
+    half = len(response.data) // 2
+    rest = s3_client.get(
+        "/api/records/1/files-archive",
+        headers={"Range": f"bytes={half}-", "If-Range": response.headers["ETag"]},
+    )
+    assert rest.status_code == 206
+    assert response.data[:half] + rest.data == response.data
+
+    listing = s3_client.get("/api/records/1/files/data.zip?members")
+    assert listing.status_code == 200
+    member = s3_client.get("/api/records/1/files/data.zip?member=inside.txt")
+    assert member.status_code == 200
+    assert member.data == b"inside " * 100
