@@ -214,7 +214,7 @@ class FilesState:
         model = record.model
         if model is None:
             raise MissingModelError()
-        known = model.__dict__.get("version_id")
+        known = inspect(model).dict.get("version_id")
         before = self.loaded_json if self.loaded_json is not None else model.json
         try:
             lock_row(model)

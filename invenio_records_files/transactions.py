@@ -78,7 +78,7 @@ def listen(session: Session | scoped_session) -> None:
     """Attach the listeners to the class of ``session`` (once)."""
     target = session.session_factory if isinstance(session, scoped_session) else session
     target = getattr(target, "class_", None) or type(target)
-    if not target.__dict__.get(_LISTENING):
+    if not vars(target).get(_LISTENING):
         event.listen(target, "after_commit", _after_commit)
         event.listen(target, "after_transaction_end", _after_transaction_end)
         setattr(target, _LISTENING, True)
