@@ -40,9 +40,7 @@ OPERATIONS = {
 
 def record_with(n, db):
     record = Record.create({})
-    files = record.files
-    for i in range(n):
-        files[f"file-{i:03d}.txt"] = BytesIO(b"%d" % i)
+    record.files = {f"file-{i:03d}.txt": BytesIO(b"%d" % i) for i in range(n)}
     record.commit()
     record_id = record.id
     db.session.commit()
