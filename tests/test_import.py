@@ -5,7 +5,6 @@ import json
 from io import BytesIO
 
 import pytest
-from fs.errors import ResourceNotFound
 from invenio_files_rest.models import FileInstance, ObjectVersion
 from invenio_pidstore.models import PersistentIdentifier
 from invenio_records.models import RecordMetadata
@@ -224,7 +223,7 @@ def test_removing_a_version_keeps_bytes_the_other_record_uses(
     copy = ObjectVersion.get(new_version.bucket.id, "a.txt")
     response = client.delete(f"/api/records/2/files/a.txt?versionId={copy.version_id}")
     assert response.status_code == 204
-    with pytest.raises(ResourceNotFound):  # the bytes are gone
+    with pytest.raises(FileNotFoundError):  # the bytes are gone
         storage.open("rb")
     assert db.session.get(FileInstance, copy.file_id) is None
 
