@@ -34,7 +34,7 @@ from invenio_files_rest.models import Bucket, ObjectVersion
 from sqlalchemy import select
 
 from . import entries, objects
-from .errors import KeyExistsError, MissingFileError
+from .errors import KeyExistsError
 
 if TYPE_CHECKING:
     from .files import FilesIterator
@@ -50,8 +50,8 @@ def source_files(
     ``_files``.
 
     :param keys: Copy only these files (still in the source's order).
-    :raises invenio_records_files.errors.MissingFileError: (a ``KeyError``)
-        if a key of ``keys`` is not a current file of the source.
+    :raises KeyError: if a key of ``keys`` is not a current file of the
+        source (the Python API's error for a missing file).
     """
     current = source._objects()
     if keys is not None:
@@ -59,7 +59,7 @@ def source_files(
         wanted = dict.fromkeys(keys)
         for key in wanted:
             if key not in by_key:
-                raise MissingFileError(key)
+                raise KeyError(key)
         current = [obj for obj in current if obj.key in wanted]
     return [(obj, entries.custom(source.filesmap.get(obj.key, {}))) for obj in current]
 

@@ -402,8 +402,7 @@ class FilesIterator:
         :returns: The new object versions.
         :raises invenio_records_files.errors.KeyExistsError: (409) if a key
             is already a file of this record; nothing is written.
-        :raises invenio_records_files.errors.MissingFileError: (a
-            ``KeyError``) if a key of ``keys`` is not a file of ``source``.
+        :raises KeyError: if a key of ``keys`` is not a file of ``source``.
         :raises invenio_files_rest.errors.InvalidOperationError: if this
             record's bucket is locked or deleted.
 

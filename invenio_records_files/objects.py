@@ -8,7 +8,8 @@ savepoint per object, and :meth:`ObjectVersion.copy()
 many files at once (the ``files`` setter, ``copy_from()``) creates them here
 instead: one statement to retire the current head versions of the keys, one
 batched insert of the new versions, one update of the bucket's size, and for
-copies one ``INSERT ... SELECT`` of their tags.
+copies one query for the sources' tags and one batched insert of the copies'
+(when there are tags).
 
 .. versionadded:: 5.0.0
 """
@@ -23,8 +24,7 @@ from invenio_files_rest.models import (
     ObjectVersion,
     ObjectVersionTag,
 )
-from sqlalchemy import and_, insert, inspect, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import insert, inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 
@@ -50,38 +50,29 @@ def copy_heads(bucket: Bucket, sources: Sequence[ObjectVersion]) -> list[ObjectV
     loaded (for their sizes). The caller locks ``bucket`` and checks the keys
     (:func:`create_heads`).
     """
+    tags = tags_of([obj.version_id for obj in sources]) if sources else {}
     created = _create(bucket, [(obj.key, obj.file, obj._mimetype) for obj in sources])
-    if created:
-        copy_tags(bucket, [obj.version_id for obj in sources])
+    rows = [
+        {"version_id": new.version_id, "key": key, "value": value}
+        for source, new in zip(sources, created, strict=True)
+        for key, value in tags.get(source.version_id, ())
+    ]
+    if rows:
+        db.session.execute(insert(ObjectVersionTag.__table__), rows)
     return created
 
 
-def copy_tags(bucket: Bucket, version_ids: list) -> None:
-    """Give the head versions of ``bucket`` the tags of ``version_ids`` (same keys).
-
-    One ``INSERT ... SELECT``: the tags of each source version go to the head
-    version of the same key in ``bucket``.
-    """
-    source, target = aliased(ObjectVersion), aliased(ObjectVersion)
-    tag = ObjectVersionTag.__table__
-    rows = (
-        select(target.version_id, tag.c.key, tag.c.value)
-        .select_from(tag)
-        .join(source, source.version_id == tag.c.version_id)
-        .join(
-            target,
-            and_(
-                target.bucket_id == bucket.id,
-                target.key == source.key,
-                target.is_head.is_(True),
-            ),
-        )
-        .where(source.version_id.in_(version_ids))
-    )
-    db.session.execute(
-        insert(tag).from_select(["version_id", "key", "value"], rows),
-        execution_options={"synchronize_session": False},
-    )
+def tags_of(version_ids: list) -> dict:
+    """Return the tags ``[(key, value)]`` of each object version (one query)."""
+    table = ObjectVersionTag.__table__
+    tags: dict = {}
+    for row in db.session.execute(
+        select(table.c.version_id, table.c.key, table.c.value)
+        .where(table.c.version_id.in_(version_ids))
+        .order_by(table.c.version_id, table.c.key)
+    ):
+        tags.setdefault(row.version_id, []).append((row.key, row.value))
+    return tags
 
 
 def _create(

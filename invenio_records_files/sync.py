@@ -233,11 +233,16 @@ def import_files(
     :returns: The new object versions.
     :raises invenio_records_files.errors.KeyExistsError: (409) if a key is
         already a file of the record.
+    :raises invenio_records_files.errors.MissingFileError: (404) if a key of
+        ``keys`` is not a file of ``source``.
 
     .. versionadded:: 5.0.0
     """
     lock(record, bucket, update_record)
-    files = copying.source_files(source, keys)
+    try:
+        files = copying.source_files(source, keys)
+    except KeyError as error:
+        raise MissingFileError(error.args[0]) from error
     created = copying.copy_files(record.id if update_record else None, bucket, files)
     if update_record and created:
         touch(record)

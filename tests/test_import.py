@@ -260,3 +260,21 @@ def test_import_then_upload_keeps_everything(client, db, published, new_version)
     assert client.get("/api/records/1/files/c.txt").get_data() == b"ccc"
     record.files["new.txt"] = BytesIO(b"new")
     assert list(record.files.keys) == ["b.txt", "a.txt", "c.txt", "new.txt"]
+
+
+def test_sync_import_files_with_keys(db, published, new_version):
+    from invenio_records_files import sync
+    from invenio_records_files.errors import MissingFileError
+
+    with pytest.raises(MissingFileError) as error:
+        sync.import_files(
+            new_version, new_version.bucket, published.files, keys=["nope.txt"]
+        )
+    assert error.value.code == 404
+    assert error.value.key == "nope.txt"
+    created = sync.import_files(
+        new_version, new_version.bucket, published.files, keys=["c.txt", "a.txt"]
+    )
+    assert [obj.key for obj in created] == ["a.txt", "c.txt"]
+    db.session.commit()
+    assert [e["key"] for e in stored(new_version.id)["_files"]] == ["a.txt", "c.txt"]

@@ -196,7 +196,11 @@ def record_with_bulk(n, db):
 
 
 def copy_statements(statements, db, n):
+    from invenio_files_rest.models import ObjectVersionTag
+
     source_id = record_with_bulk(n, db)
+    for fileobj in Record.get_record(source_id).files:  # tags cost one insert
+        ObjectVersionTag.create(fileobj.obj, "color", "red")
     target_id = Record.create({}).id
     db.session.commit()
     db.session.expunge_all()
@@ -205,6 +209,7 @@ def copy_statements(statements, db, n):
     with statements.count():
         created = target.files.copy_from(source.files)
     assert len(created) == n
+    assert all(obj.tags[0].value == "red" for obj in created)
     return statements.total
 
 
