@@ -14,7 +14,7 @@ committed. Nothing here commits.
 """
 
 from collections import OrderedDict
-from collections.abc import KeysView, Mapping
+from collections.abc import Iterable, KeysView, Mapping
 from copy import copy
 from typing import Any
 
@@ -24,7 +24,7 @@ from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import Bucket, ObjectVersion, ObjectVersionTag
 from sqlalchemy.orm import joinedload
 
-from . import entries, objects
+from . import copying, entries, objects
 from .entries import MANAGED_FIELDS, describe
 from .errors import (
     DeletedBucketError,
@@ -378,6 +378,51 @@ class FilesIterator:
             data.update(describe(obj))
             self._stored(obj.key, data)
         self._write_record()
+        return created
+
+    def copy_from(
+        self, source: "FilesIterator", keys: Iterable[str] | None = None
+    ) -> list[ObjectVersion]:
+        """Add the current files of another record, sharing their bytes.
+
+        Each file of ``source`` (all of them, or those of ``keys``, in the
+        source's order) gets a new object version in this record's bucket
+        that points at the same file instance: nothing is copied on storage.
+        The files keep their metadata, MIME type and tags, and follow this
+        record's files. A constant number of statements, whatever the number
+        of files (see :mod:`invenio_records_files.copying`); nothing commits.
+
+        A locked source is fine (a published record, typically); the source
+        is only read.
+
+        :param source: The ``files`` of another record.
+        :param keys: Copy only these files.
+        :returns: The new object versions.
+        :raises invenio_records_files.errors.KeyExistsError: (409) if a key
+            is already a file of this record; nothing is written.
+        :raises KeyError: if a key of ``keys`` is not a file of ``source``.
+        :raises invenio_files_rest.errors.InvalidOperationError: if this
+            record's bucket is locked or deleted.
+
+        .. versionadded:: 5.0.0
+        """
+        if not isinstance(source, FilesIterator):
+            raise TypeError(
+                f"copy_from() needs the files of a record, not {type(source).__name__}."
+            )
+        if isinstance(keys, str):
+            raise TypeError("keys must be a collection of keys, not a string.")
+        self._check_writable()
+        self._lock()
+        files = copying.source_files(source, keys)
+        created = copying.copy_files(self.record.id, self.bucket, files)
+        for obj, (_, data) in zip(created, files, strict=True):
+            self.filesmap.pop(obj.key, None)
+            entry = self.filesmap[obj.key] = dict(data)
+            entry.update(describe(obj))
+            self._stored(obj.key, entry)
+        if created:
+            self._write_record()
         return created
 
     def __delitem__(self, key: str) -> None:

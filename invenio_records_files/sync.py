@@ -12,11 +12,14 @@ changed.
 
 Uploads store their bytes before any of this (:mod:`~invenio_records_files.storage`),
 so that the locks are held for a few statements, never during a transfer.
-Nothing here commits the session.
+Imports (:func:`import_files`) copy another record's files the same way,
+sharing their bytes (:mod:`~invenio_records_files.copying`). Nothing here
+commits the session.
 """
 
 import base64
 import binascii
+from collections.abc import Iterable
 
 from blinker import Signal
 from invenio_db import db
@@ -32,7 +35,7 @@ from invenio_files_rest.models import (
 from invenio_records.signals import after_record_update, before_record_update
 from jsonschema.exceptions import ValidationError
 
-from . import entries, state
+from . import copying, entries, state
 from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
 from .state import lock_bucket, state_of
 from .storage import remove_unused_files
@@ -242,3 +245,39 @@ def abort_multipart(record, multipart: MultipartObject) -> None:
     multipart.delete()
     db.session.flush()
     remove_unused_files([file_id])
+
+
+def import_files(
+    record,
+    bucket: Bucket,
+    source,
+    keys: Iterable[str] | None = None,
+    update_record: bool = True,
+) -> list[ObjectVersion]:
+    """Copy the current files of ``source`` (another record's ``files``) here.
+
+    The same rules as :meth:`FilesIterator.copy_from()
+    <invenio_records_files.files.FilesIterator.copy_from>`: the bytes are
+    shared, the files keep their metadata and order and follow the record's
+    own files, and a key the record already has is refused before anything
+    is written. The record is locked, then the bucket; the record gets the
+    files in ``_files`` and is committed (one revision), unless
+    ``update_record`` is false.
+
+    :returns: The new object versions.
+    :raises invenio_records_files.errors.KeyExistsError: (409) if a key is
+        already a file of the record.
+    :raises invenio_records_files.errors.MissingFileError: (404) if a key of
+        ``keys`` is not a file of ``source``.
+
+    .. versionadded:: 5.0.0
+    """
+    lock(record, bucket, update_record)
+    try:
+        files = copying.source_files(source, keys)
+    except KeyError as error:
+        raise MissingFileError(error.args[0]) from error
+    created = copying.copy_files(record.id if update_record else None, bucket, files)
+    if update_record and created:
+        touch(record)
+    return created

@@ -16,6 +16,7 @@ import re
 import uuid
 from contextlib import contextmanager
 from functools import wraps
+from types import SimpleNamespace
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
 from flask.views import MethodView
@@ -85,7 +86,9 @@ def _record_class_of(resolver: Resolver, default: type) -> type:
     return default
 
 
-def resolve_record(pid_value, record_class: type[FilesMixin] = Record):
+def resolve_record(
+    pid_value, record_class: type[FilesMixin] = Record, follow_redirect: bool = False
+):
     """Resolve the URL's PID to ``(pid, record)``, or raise an HTTP error.
 
     The record is loaded with its bucket but without ``_files`` (writes do
@@ -94,6 +97,8 @@ def resolve_record(pid_value, record_class: type[FilesMixin] = Record):
     :param pid_value: The lazy PID value of the records-rest PID converter.
     :param record_class: Record class used when the converter's record class
         has no files.
+    :param follow_redirect: Resolve a redirected PID to its destination
+        (once) instead of answering ``301``.
     """
     resolver = pid_value.resolver
     cls = _record_class_of(resolver, record_class)
@@ -112,7 +117,17 @@ def resolve_record(pid_value, record_class: type[FilesMixin] = Record):
     except PIDMissingObjectError as error:
         raise RecordFilesRESTError(404, "No record is assigned to this PID.") from error
     except PIDRedirectedError as error:
-        _redirect(error)
+        if not follow_redirect:
+            _redirect(error)
+        destination = error.destination_pid
+        if destination.pid_type != error.pid.pid_type:
+            raise RecordFilesRESTError(
+                404, "PID is redirected to another kind of record."
+            ) from error
+        return resolve_record(
+            SimpleNamespace(resolver=resolver, value=destination.pid_value),
+            record_class,
+        )
     except NoResultFound as error:
         raise RecordFilesRESTError(410, "The record has been deleted.") from error
     if record.is_deleted:
@@ -210,6 +225,41 @@ class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
         """Check that the bucket exists and may be read."""
         return super().head(**kwargs)
 
+    def post(self, pid, record, **kwargs):
+        """Import the current files of another record (``?import=<pid_value>``).
+
+        The source is a record of the same endpoint (same PID type). Its
+        files are copied as :meth:`FilesIterator.copy_from()
+        <invenio_records_files.files.FilesIterator.copy_from>` does (the
+        bytes are shared), the record's ``_files`` follows and the record is
+        committed, in one transaction
+        (:func:`~invenio_records_files.sync.import_files`). The answer is the
+        listing of the record's files.
+
+        .. versionadded:: 5.0.0
+        """
+        value = request.args.get("import")
+        if not value:
+            raise RecordFilesRESTError(
+                400,
+                "POST to a record's files imports the files of another record: "
+                "give its PID value as ?import=<pid_value>.",
+            )
+        bucket = state_of(record).bucket(record)
+        _, source = resolve_import_source(value, self.record_class)
+        source_bucket = state_of(source).bucket(source)
+        if source_bucket is None:
+            raise RecordFilesRESTError(
+                404, f"Cannot import from {value!r}: the record has no files."
+            )
+        check_import_permissions(source, source_bucket, record, bucket)
+        with rolled_back_on_error():
+            sync.import_files(
+                record, bucket, source.files, update_record=self.update_record
+            )
+            db.session.commit()
+        return self.list_objects(bucket)
+
     @need_permissions(lambda self, bucket, versions: bucket, "bucket-read")
     def listobjects(self, bucket, versions):
         """List the objects of the bucket (files and tags loaded eagerly)."""
@@ -218,8 +268,12 @@ class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
                 current_permission_factory(bucket, "bucket-read-versions"),
                 hidden=False,
             )
+        return self.list_objects(bucket, versions=versions is not missing)
+
+    def list_objects(self, bucket, versions: bool = False):
+        """Answer with the listing of the bucket (no permission check)."""
         objects = (
-            ObjectVersion.get_by_bucket(bucket.id, versions=versions is not missing)
+            ObjectVersion.get_by_bucket(bucket.id, versions=versions)
             .options(joinedload(ObjectVersion.file), selectinload(ObjectVersion.tags))
             .limit(1000)
             .all()
@@ -228,6 +282,46 @@ class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
             data=objects,
             context={"class": ObjectVersion, "bucket": bucket, "many": True},
         )
+
+
+def resolve_import_source(value: str, record_class: type[FilesMixin] = Record):
+    """Resolve the ``?import`` PID value with the URL's resolver (same PID type).
+
+    A redirected PID is followed to its destination.
+
+    :returns: ``(pid, record)``.
+    :raises RecordFilesRESTError: ``404`` for an unknown PID, ``410`` for a
+        deleted record, naming the source.
+
+    .. versionadded:: 5.0.0
+    """
+    resolver = request.view_args["pid_value"].resolver
+    try:
+        return resolve_record(
+            SimpleNamespace(resolver=resolver, value=value),
+            record_class,
+            follow_redirect=True,
+        )
+    except RecordFilesRESTError as error:
+        raise RecordFilesRESTError(
+            error.code, f"Cannot import from {value!r}: {error.description}"
+        ) from error
+
+
+def check_import_permissions(
+    source_record, source_bucket, target_record, target_bucket
+) -> None:
+    """Check that the user may import the source's files into the target.
+
+    Needs ``bucket-update`` on the target's bucket (as an upload does) and
+    ``bucket-read`` on the source's (as its listing does), from Files-REST's
+    permission factory; a refusal answers ``404``, as Files-REST's own
+    checks of these actions do.
+
+    .. versionadded:: 5.0.0
+    """
+    check_permission(current_permission_factory(target_bucket, "bucket-update"))
+    check_permission(current_permission_factory(source_bucket, "bucket-read"))
 
 
 class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
@@ -581,6 +675,7 @@ def add_record_files_rules(
 __all__ = (
     "RecordBucketResource",
     "RecordObjectResource",
+    "check_import_permissions",
     "create_blueprint_from_app",
     "pass_bucket_id",
     "pass_record",

@@ -632,6 +632,19 @@ def slow_upload(live: LiveServer, pid: str, key: str, data: bytes, seconds: floa
         connection.close()
         return ("PUT", key, status)
 
+
+def import_files(live: LiveServer, target: str, source: str):
+    def job():
+        return (
+            "IMPORT",
+            source,
+            call(
+                "POST",
+                live.url(f"/api/records/{target}/files"),
+                params={"import": source},
+            ),
+        )
+
     return job
 
 
@@ -660,3 +673,42 @@ def test_slow_clients_hold_no_connection(small_pool, round_):
     assert [code for _, _, code in uploads] == [200] * len(files), live.report()
     check_record(live, pid, files)
     assert not live.errors.lines, live.report()
+
+
+def lock_bucket(live: LiveServer, pid: str) -> None:
+    """Lock the record's bucket (publish it), as a fresh transaction."""
+    with live.reader.begin() as connection:
+        connection.execute(
+            text("UPDATE files_bucket SET locked = true WHERE id = :bucket"),
+            {"bucket": stored_state(live, pid)["bucket"]},
+        )
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_import_racing_uploads_loses_nothing(live, round_):
+    source, _ = create_record(live, title="published")
+    published = contents("published", 4)
+    for key, data in published.items():
+        assert upload(live, source, key, data)()[2].status_code == 200
+    lock_bucket(live, source)
+    target, revision = create_record(live, title="new version")
+    uploads = contents("upload", 6)
+
+    results = run_together(
+        [import_files(live, target, source)]
+        + [upload(live, target, k, v) for k, v in uploads.items()]
+    )
+
+    assert statuses(results) == [("IMPORT", source, 200)] + [
+        ("PUT", key, 200) for key in uploads
+    ], live.report()
+    listing = results[0][2].json()["contents"]
+    assert set(published) <= {item["key"] for item in listing}
+    _, final = check_record(live, target, {**published, **uploads})
+    # The import and each upload committed the record once.
+    assert final == revision + 1 + len(uploads)
+    check_record(live, source, published)
+    shared = stored_state(live, source)["heads"]
+    copied = stored_state(live, target)["heads"]
+    for key in published:
+        assert copied[key]["file_id"] == shared[key]["file_id"], key

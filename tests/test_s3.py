@@ -318,3 +318,39 @@ def test_archive_and_members_read_from_s3(s3_client, s3_db, s3_record):
     member = s3_client.get("/api/records/1/files/data.zip?member=inside.txt")
     assert member.status_code == 200
     assert member.data == b"inside " * 100
+
+
+# -- new versions share the bytes -------------------------------------------------
+
+
+def read_all(record):
+    """The bytes of each file of the record, through the storage API."""
+    contents = {}
+    for fileobj in record.files:
+        with fileobj.obj.file.storage().open("rb") as fp:
+            contents[fileobj.key] = fp.read()
+    return contents
+
+
+@pytest.mark.parametrize("first", ["old", "new"])
+def test_copy_from_shares_the_bytes_on_s3(s3_db, s3_full_record, s3, s3_bucket, first):
+    before = keys(s3, s3_bucket)
+    new = Record.create({"title": "new version"})
+    new.files.copy_from(s3_full_record.files)
+    new.commit()
+    s3_db.session.commit()
+    assert keys(s3, s3_bucket) == before  # nothing copied on S3
+    assert FileInstance.query.count() == 2
+    assert read_all(new) == read_all(s3_full_record) == {"a.txt": b"a", "b.txt": b"bb"}
+
+    removed, kept = (s3_full_record, new) if first == "old" else (new, s3_full_record)
+    kept_id = kept.id
+    removed.delete(force=True, remove_bucket=True)
+    s3_db.session.commit()
+    assert keys(s3, s3_bucket) == before
+    assert read_all(Record.get_record(kept_id)) == {"a.txt": b"a", "b.txt": b"bb"}
+
+    Record.get_record(kept_id).delete(force=True, remove_bucket=True)
+    s3_db.session.commit()
+    assert keys(s3, s3_bucket) == []
+    assert FileInstance.query.count() == 0

@@ -200,6 +200,15 @@ def record_with_many(n, db, pid_value):
         object_uuid=record.id,
         status=PIDStatus.REGISTERED,
     )
+
+
+# -- copying a record's files (new versions) ------------------------------------
+
+
+def record_with_bulk(n, db):
+    record = Record.create({})
+    record.files = {f"file-{i:04d}.txt": BytesIO(b"%d" % i) for i in range(n)}
+    record.commit()
     db.session.commit()
     return record.id
 
@@ -252,3 +261,59 @@ def test_database_grows_by_at_most_16_kib_per_upload(app, db, location):
             assert response.status_code == 200
     growth = (database_size(db) - before) / uploads
     assert growth <= 16 * 1024, growth
+
+
+def copy_statements(statements, db, n):
+    from invenio_files_rest.models import ObjectVersionTag
+
+    source_id = record_with_bulk(n, db)
+    for fileobj in Record.get_record(source_id).files:  # tags cost one insert
+        ObjectVersionTag.create(fileobj.obj, "color", "red")
+    target_id = Record.create({}).id
+    db.session.commit()
+    db.session.expunge_all()
+    source = Record.get_record(source_id)
+    target = Record.get_record(target_id)
+    with statements.count():
+        created = target.files.copy_from(source.files)
+    assert len(created) == n
+    assert all(obj.tags[0].value == "red" for obj in created)
+    return statements.total
+
+
+def test_copy_from_is_constant_and_within_budget(db, location, statements):
+    one = copy_statements(statements, db, 1)
+    many = copy_statements(statements, db, 300)
+    assert many <= 15
+    assert many - one <= 2
+
+
+def rest_import_statements(app, db, statements, n):
+    from invenio_pidstore.models import PersistentIdentifier, PIDStatus
+
+    pids = []
+    for record_id in (record_with_bulk(n, db), Record.create({}).id):
+        pids.append(f"i{n}-{len(pids)}")
+        PersistentIdentifier.create(
+            "recid",
+            pids[-1],
+            object_type="rec",
+            object_uuid=record_id,
+            status=PIDStatus.REGISTERED,
+        )
+    db.session.commit()
+    db.session.expunge_all()
+    source, target = pids
+    with app.test_client() as client, statements.count():
+        response = client.post(f"/api/records/{target}/files?import={source}")
+    assert response.status_code == 200
+    assert len(response.json["contents"]) == n
+    return statements.total
+
+
+def test_rest_import_does_not_grow_with_the_number_of_files(
+    app, db, location, statements
+):
+    few = rest_import_statements(app, db, statements, 2)
+    many = rest_import_statements(app, db, statements, 40)
+    assert many == few
