@@ -43,15 +43,15 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import NoResultFound
 from werkzeug.utils import import_string
 
-from . import download, sync
+from . import download, limits, permissions, sync
 from .api import FilesMixin, Record
 from .errors import LockedBucketError, NoBucketError, RecordFilesError
 from .files import check_key
+from .permissions import READ_METHODS
 from .serializer import json_serializer
 from .state import state_of
 from .storage import Destination, written_file
 
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
 
 
@@ -163,15 +163,36 @@ def pass_bucket_id(f):
 class RecordFilesResourceMixin:
     """Resolve the record of the URL and inject its bucket into the resource."""
 
-    def __init__(self, *args, record_class: type[FilesMixin] = Record, **kwargs):
-        """Initialize the resource; ``record_class`` wraps resolved records."""
+    def __init__(
+        self,
+        *args,
+        record_class: type[FilesMixin] = Record,
+        rest_endpoint: dict | None = None,
+        **kwargs,
+    ):
+        """Initialize the resource.
+
+        :param record_class: Wraps resolved records.
+        :param rest_endpoint: The Invenio-Records-REST endpoint configuration
+            of the record (for
+            :func:`~invenio_records_files.permissions.record_permission_factory`).
+        """
         super().__init__(*args, **kwargs)
         self.record_class = record_class
+        self.rest_endpoint = rest_endpoint
 
     @pass_record
     def dispatch_request(self, pid, record, **kwargs):
-        """Resolve the record, check its bucket, call the method's handler."""
+        """Resolve the record, check permissions and bucket, call the handler.
+
+        With ``RECORDS_FILES_REST_PERMISSION_FACTORY`` set, the record's
+        factory is asked here, for every operation, before anything is read
+        (:func:`invenio_records_files.permissions.check`).
+        """
         self.pid, self.record = pid, record
+        if permissions.configured_factory() is not None:
+            permissions.serving(record, pid, self.rest_endpoint)
+            permissions.check(record, permissions.action_of(request.method))
         bucket = state_of(record).bucket(record)
         if bucket is None:
             raise NoBucketError(record.id)
@@ -275,6 +296,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 if isinstance(size_limit, int)
                 else size_limit.reason
             )
+        limits.check_max_files(bucket, [key])  # again under the lock
         destination = Destination.of(bucket)
         db.session.commit()  # no connection held during the transfer
         with (
@@ -357,6 +379,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         """Start a multipart upload (the bucket's size changes: lock it)."""
         check_key(key)
         sync.lock(self.record, bucket, update_record=False)
+        limits.check_max_files(bucket, [key])  # again when it completes
         return super().multipart_init(bucket, key, **kwargs)
 
     def multipart_delete(self, bucket, key, upload_id):
@@ -395,6 +418,7 @@ def create_blueprint_from_app(app: Flask) -> Blueprint:
                 record_class=import_string(record_class)
                 if isinstance(record_class, str)
                 else record_class,
+                rest_endpoint=options,
             )
     return blueprint
 
@@ -427,8 +451,14 @@ def add_record_files_rules(
     item_route: str,
     suffix: str,
     record_class: type | None = None,
+    rest_endpoint: dict | None = None,
 ) -> None:
-    """Add the bucket and object routes of one endpoint to ``blueprint``."""
+    """Add the bucket and object routes of one endpoint to ``blueprint``.
+
+    :param rest_endpoint: The endpoint's Invenio-Records-REST configuration
+        (its permission factories apply with
+        :func:`~invenio_records_files.permissions.record_permission_factory`).
+    """
     if not PID_CONVERTER.search(item_route):
         raise ValueError(
             f"The item route {item_route!r} of {prefix!r} needs a PID converter, "
@@ -440,6 +470,7 @@ def add_record_files_rules(
     options = {
         "serializers": {"application/json": json_serializer},
         "record_class": record_class,
+        "rest_endpoint": rest_endpoint,
     }
     blueprint.add_url_rule(
         route,

@@ -5,8 +5,9 @@ import gc
 import os
 from contextlib import contextmanager
 
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
+from flask_login import UserMixin
 from invenio_db import db
 from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from sqlalchemy import event
@@ -22,6 +23,33 @@ def allow_all(*args, **kwargs):
 def deny_all(*args, **kwargs):
     """Permission factory that denies everything."""
     return type("Deny", (), {"can": lambda self: False})()
+
+
+TEST_USER_HEADER = "X-Test-User"
+"""Request header naming the user a test request is sent as (none: anonymous)."""
+
+
+class LoggedInUser(UserMixin):
+    """An authenticated user known by name only."""
+
+    def __init__(self, name: str) -> None:
+        self.id = name
+
+
+def load_test_user(request):
+    """Flask-Login request loader: the user named by ``X-Test-User``, if any."""
+    name = request.headers.get(TEST_USER_HEADER)
+    return LoggedInUser(name) if name else None
+
+
+def forget_user() -> None:
+    """Forget the user of an earlier request (``g`` outlives test requests)."""
+    g.pop("_login_user", None)
+
+
+def as_user(name: str | None) -> dict:
+    """Headers of a request sent as user ``name`` (``None``: anonymous)."""
+    return {TEST_USER_HEADER: name} if name else {}
 
 
 def sqlite_savepoint_recipe(engine) -> None:
@@ -48,6 +76,9 @@ def create_app(database_uri: str, **config) -> Flask:
 
     Everything is allowed unless a test says otherwise; multipart parts may
     be tiny; SQLite gets SAVEPOINT support so that tests can be rolled back.
+    A request with an ``X-Test-User: <name>`` header is sent by an
+    authenticated user of that name (:func:`as_user`); others by an
+    anonymous one.
     """
     settings = {
         "TESTING": True,
@@ -58,6 +89,10 @@ def create_app(database_uri: str, **config) -> Flask:
     }
     settings.update(config)
     app = create_example_app(**settings)
+    app.login_manager.request_loader(load_test_user)
+    # Test requests share the test's application context, hence ``g``, where
+    # Flask-Login keeps the user: load each request's own.
+    app.before_request(forget_user)
     if database_uri.startswith("sqlite"):
         with app.app_context():
             sqlite_savepoint_recipe(db.engine)
