@@ -26,20 +26,44 @@ def deny_all(*args, **kwargs):
 
 
 TEST_USER_HEADER = "X-Test-User"
-"""Request header naming the user a test request is sent as (none: anonymous)."""
+"""Request header with the id of the user a test request is sent as."""
 
 
 class LoggedInUser(UserMixin):
-    """An authenticated user known by name only."""
+    """An authenticated user known by id only.
 
-    def __init__(self, name: str) -> None:
-        self.id = name
+    Ids are integers: SQLAlchemy-Continuum records the user of each
+    transaction in an integer column.
+    """
+
+    def __init__(self, user_id: int) -> None:
+        self.id = user_id
 
 
 def load_test_user(request):
-    """Flask-Login request loader: the user named by ``X-Test-User``, if any."""
-    name = request.headers.get(TEST_USER_HEADER)
-    return LoggedInUser(name) if name else None
+    """Flask-Login request loader: the user of ``X-Test-User``, if any."""
+    user_id = request.headers.get(TEST_USER_HEADER)
+    return LoggedInUser(int(user_id)) if user_id else None
+
+
+def create_users(*user_ids: int) -> None:
+    """Create accounts rows for these user ids (Continuum's transactions need them)."""
+    from invenio_accounts.models import User
+    from sqlalchemy import insert
+
+    db.session.execute(
+        insert(User.__table__),
+        [
+            {
+                "id": user_id,
+                "email": f"user{user_id}@example.org",
+                "active": True,
+                "version_id": 1,
+            }
+            for user_id in user_ids
+        ],
+    )
+    db.session.commit()
 
 
 def forget_user() -> None:
@@ -47,9 +71,9 @@ def forget_user() -> None:
     g.pop("_login_user", None)
 
 
-def as_user(name: str | None) -> dict:
-    """Headers of a request sent as user ``name`` (``None``: anonymous)."""
-    return {TEST_USER_HEADER: name} if name else {}
+def as_user(user_id: int | None) -> dict:
+    """Headers of a request sent as user ``user_id`` (``None``: anonymous)."""
+    return {TEST_USER_HEADER: str(user_id)} if user_id is not None else {}
 
 
 def sqlite_savepoint_recipe(engine) -> None:
@@ -76,8 +100,8 @@ def create_app(database_uri: str, **config) -> Flask:
 
     Everything is allowed unless a test says otherwise; multipart parts may
     be tiny; SQLite gets SAVEPOINT support so that tests can be rolled back.
-    A request with an ``X-Test-User: <name>`` header is sent by an
-    authenticated user of that name (:func:`as_user`); others by an
+    A request with an ``X-Test-User: <id>`` header is sent by an
+    authenticated user with that id (:func:`as_user`); others by an
     anonymous one.
     """
     settings = {

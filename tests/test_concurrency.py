@@ -16,6 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from io import BytesIO
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -497,3 +498,44 @@ def test_python_api_writer_and_http_clients(live, round_):
     assert statuses(results[1:]) == [("PUT", key, 200) for key in http_files]
     _, final = check_record(live, pid, {**api_files, **http_files})
     assert final == revision + len(api_files) + len(http_files)
+
+
+def stored_uris(live: LiveServer) -> tuple[set[str], set[str]]:
+    """The files on storage, and those the database knows (every bucket)."""
+    with live.reader.connect() as connection:
+        root = connection.execute(
+            text("SELECT uri FROM files_location WHERE name = 'concurrency'")
+        ).scalar_one()
+        known = set(connection.execute(text("SELECT uri FROM files_files")).scalars())
+    on_disk = {str(path) for path in Path(root).rglob("data")}
+    return on_disk, known
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_uploads_cannot_overshoot_the_file_limit(live, monkeypatch, round_):
+    monkeypatch.setitem(live.app.config, "RECORDS_FILES_MAX_FILES", 5)
+    pid, revision = create_record(live)
+    files = contents("limited", 8)
+
+    results = run_together([upload(live, pid, k, v) for k, v in files.items()])
+
+    codes = sorted(response.status_code for _, _, response in results)
+    assert codes == [200] * 5 + [400] * 3, live.report()
+    for _, _, response in results:
+        if response.status_code == 400:
+            assert response.json() == {
+                "status": 400,
+                "message": "A record may hold at most 5 files.",
+            }
+    kept = {
+        key: files[key] for _, key, response in results if response.status_code == 200
+    }
+    _, final = check_record(live, pid, kept)
+    assert final == revision + 5
+    # The refused uploads' bytes were removed: nothing on storage that no
+    # file row names.
+    on_disk, known = stored_uris(live)
+    assert on_disk == known
+    # A new version of a file the record holds is still allowed.
+    key = next(iter(kept))
+    assert upload(live, pid, key, b"new version")()[2].status_code == 200

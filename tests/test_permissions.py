@@ -27,10 +27,17 @@ from invenio_records_files.api import Record
 from invenio_records_files.errors import PermissionDeniedError
 from invenio_records_files.permissions import record_permission_factory
 
-from .helpers import allow_all, as_user, create_record, deny_all, forget_user
+from .helpers import (
+    allow_all,
+    as_user,
+    create_record,
+    create_users,
+    deny_all,
+    forget_user,
+)
 
-OWNER = "alice"
-STRANGER = "mallory"
+OWNER = 1
+STRANGER = 2
 USERS = (None, STRANGER, OWNER)  # the owner's write comes last
 SECRETS = ("a.txt", "big.bin", "abort.bin", "first secret", "second secret")
 
@@ -47,9 +54,7 @@ def may(record, action):
     """The tests' policy: anyone reads an open record; owners do the rest."""
     if action == "read" and record.get("access") != "restricted":
         return True
-    return current_user.is_authenticated and current_user.get_id() in record.get(
-        "owners", []
-    )
+    return current_user.is_authenticated and current_user.id in record.get("owners", [])
 
 
 def files_factory(record, action):
@@ -115,6 +120,7 @@ def make_files(client, db, pid, kind):
 @pytest.fixture
 def records(client, db):
     """Open, restricted and frozen records, set up while everything is allowed."""
+    create_users(OWNER, STRANGER)
     return [
         make_files(client, db, pid, kind)
         for pid, kind in (("1", "open"), ("2", "restricted"), ("3", "frozen"))
