@@ -28,9 +28,8 @@ from invenio_db import db
 from invenio_files_rest.models import Bucket, MultipartObject, ObjectVersion
 from invenio_files_rest.proxies import current_files_rest, current_permission_factory
 from invenio_pidstore.models import PersistentIdentifier
-from invenio_records_rest.proxies import current_records_rest
-from invenio_records_rest.utils import check_search, obj_or_import_string
 from sqlalchemy import select
+from werkzeug.utils import import_string
 
 from .errors import PermissionDeniedError
 from .state import state_of
@@ -74,6 +73,11 @@ class _Allowed:
 
 
 ALLOWED = _Allowed()
+
+
+def obj_or_import_string(value: Any) -> Any:
+    """Import ``value`` if it is a string; return it otherwise."""
+    return import_string(value) if isinstance(value, str) else value or None
 
 
 def action_of(method: str) -> str:
@@ -222,7 +226,7 @@ def rest_endpoint(record) -> dict | None:
                 PersistentIdentifier.object_uuid == record.id,
             )
         ).all()
-    prefixes = current_records_rest.default_endpoint_prefixes
+    prefixes = _records_rest().default_endpoint_prefixes
     endpoints = current_app.config.get("RECORDS_REST_ENDPOINTS") or {}
     for pid_type in pid_types:
         prefix = prefixes.get(pid_type)
@@ -253,12 +257,19 @@ def record_permission_factory(record, action: str):
     name = f"{action}_permission_factory"
     factory = obj_or_import_string((endpoint or {}).get(f"{name}_imp"))
     if factory is None:
-        factory = getattr(current_records_rest, name)
+        factory = getattr(_records_rest(), name)
     if factory is None:
         return ALLOWED
+    from invenio_records_rest.utils import check_search
+
     if factory is check_search:
         _provide_search_class(endpoint)
     return factory(record=record)
+
+
+def _records_rest():
+    """Return Invenio-Records-REST's state (imported only when it is used)."""
+    return current_app.extensions["invenio-records-rest"]
 
 
 def _provide_search_class(endpoint: dict | None) -> None:

@@ -9,6 +9,7 @@ from invenio_files_rest.views import ObjectResource
 from invenio_records.errors import MissingModelError
 from sqlalchemy.orm import joinedload
 
+from . import permissions
 from .download import send_object
 
 
@@ -88,8 +89,6 @@ def file_download_ui(pid, record, _record_file_factory=None, **kwargs):
     :param _record_file_factory: Function returning the file of a record
         (default: :func:`record_file_factory`).
     """
-    from . import permissions  # records-rest is imported on first use
-
     if permissions.configured_factory() is not None:
         permissions.serving(record, pid)
         permissions.check(record, permissions.READ)
