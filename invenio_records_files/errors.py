@@ -7,23 +7,23 @@ Invenio-REST exceptions: the endpoints need not catch them). Each also
 subclasses the exception version 4 raised in the same situation, so that
 existing ``except`` clauses keep working:
 
-========================== ================================ ======
-Error                      Also an instance of              Status
-========================== ================================ ======
-:class:`KeyExistsError`    ``InvalidOperationError``,       409
-                           ``AssertionError``
-:class:`MissingFileError`  ``KeyError``                     404
-:class:`InvalidFileKeyError` ``InvalidKeyError`` (Files-REST) 400
-:class:`LockedBucketError` ``BucketLockedError`` (Files-REST) 403
-:class:`DeletedBucketError` ``InvalidOperationError``       403
-:class:`NoBucketError`     ``TypeError``                    404
-:class:`FilesExistError`   ``RuntimeError``                 --
-:class:`RecordGoneError`   ``MissingModelError``            410
-:class:`ChecksumMismatchError` ``StorageError`` (Files-REST) 400
-:class:`RecordValidationError` ``ValueError``               400
-:class:`TooManyFilesError` ``InvalidOperationError``        400
-:class:`PermissionDeniedError` --                           401/403
-========================== ================================ ======
+================================ ===================================== ======
+Error                            Also an instance of                   Status
+================================ ===================================== ======
+:class:`KeyExistsError`          ``InvalidOperationError``,            409
+                                 ``AssertionError``
+:class:`MissingFileError`        ``KeyError``                          404
+:class:`InvalidFileKeyError`     ``InvalidKeyError`` (Files-REST)      400
+:class:`LockedBucketError`       ``BucketLockedError`` (Files-REST)    403
+:class:`DeletedBucketError`      ``InvalidOperationError``             403
+:class:`NoBucketError`           ``TypeError``                         404
+:class:`FilesExistError`         ``RuntimeError``                      409
+:class:`RecordGoneError`         ``MissingModelError``                 410
+:class:`ChecksumMismatchError`   ``StorageError`` (Files-REST)         400
+:class:`RecordValidationError`   ``ValueError``                        400
+:class:`TooManyFilesError`       ``InvalidOperationError``             400
+:class:`PermissionDeniedError`   --                                    401/403
+================================ ===================================== ======
 """
 
 from invenio_files_rest.errors import (
