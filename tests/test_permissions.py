@@ -602,3 +602,31 @@ def test_factory_as_import_string_and_callable(app, records, monkeypatch, client
     )
     assert client.get("/api/records/2/files").status_code == 401
     assert client.get("/api/records/2/files", headers=as_user(OWNER)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "data"),
+    [
+        ("GET", "/api/records/1/files", None),
+        ("GET", "/api/records/1/files/a.txt", None),
+        ("PUT", "/api/records/1/files/a.txt", b"again"),
+        ("GET", "/records/1/files/a.txt", None),
+    ],
+)
+def test_record_permissions_cost_no_statement(
+    app, client, records, monkeypatch, statements, method, url, data
+):
+    def cost():
+        with statements.count():
+            response = client.open(
+                url, method=method, data=data, headers=as_user(OWNER)
+            )
+        assert response.status_code == 200
+        return statements.total
+
+    monkeypatch.setitem(app.config, "RECORDS_FILES_REST_PERMISSION_FACTORY", None)
+    cost()  # warm up (first request of the kind)
+    without = cost()
+    use_record_permission_factory(app, monkeypatch)
+    cost()
+    assert cost() == without
