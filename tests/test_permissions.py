@@ -311,7 +311,10 @@ def test_downloads_send_the_bytes(client, records, factory):
         assert client.get(files.url(url)).status_code == 401
 
 
-def test_denied_upload_reads_no_byte(client, records, factory):
+def test_denied_upload_reads_no_byte(client, records, factory, files_rest_denies):
+    # Only the record's permissions stand between the request and its body.
+    files_rest_denies.permission_factory = allow_all
+
     class Stream(BytesIO):
         read_calls = 0
 
@@ -334,7 +337,11 @@ def test_denied_upload_reads_no_byte(client, records, factory):
 @pytest.mark.parametrize(
     "url", ["{files}/a.txt", "{files}/a.txt?download", "/records/{pid}/files/a.txt"]
 )
-def test_denied_download_opens_no_file(client, records, factory, monkeypatch, url):
+def test_denied_download_opens_no_file(
+    client, records, factory, files_rest_denies, monkeypatch, url
+):
+    # Only the record's permissions stand between the request and the file.
+    files_rest_denies.permission_factory = allow_all
     opened, downloaded = [], []
     original = PyFSFileStorage.open
 
