@@ -22,6 +22,25 @@ PY=$VENV/bin/python
 "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
 "$PY" -m pip install --quiet --disable-pip-version-check -e ".[tests,postgresql]"
 
+# tests/test_browser.py opens uploaded files in Debian's Chromium, driven by
+# Playwright (never a browser of Playwright's own). Installed where the
+# machine allows it; elsewhere the test is skipped, saying why. CI requires it.
+step "Browser (Chromium and Playwright) for tests/test_browser.py"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+      >/dev/null || echo "Could not install Chromium."
+  else
+    echo "Chromium is missing and cannot be installed here (apt-get, as root)."
+  fi
+fi
+"$PY" -m pip install --quiet --disable-pip-version-check -e ".[browser]" \
+  || echo "Could not install Playwright."
+if [ -n "${CI:-}" ]; then
+  export RECORDS_FILES_REQUIRE_BROWSER=1
+fi
+command -v chromium || true
+
 step "Lint (ruff)"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .

@@ -1,7 +1,13 @@
 # SPDX-License-Identifier: MIT
 """Sphinx configuration of Invenio-Records-Files."""
 
+import os
+import sys
+
 import invenio_records_files
+
+# The doctests use the example application (examples/app.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 project = "Invenio-Records-Files"
 author = "CERN and the Invenio-Records-Files authors"

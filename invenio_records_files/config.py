@@ -87,3 +87,38 @@ repetitive data.
 
 .. versionadded:: 5.0.0
 """
+
+RECORDS_FILES_REST_PERMISSION_FACTORY = None
+"""Permission factory of a record's files: ``factory(record, action)``.
+
+``None`` (the default): Invenio-Files-REST's ``FILES_REST_PERMISSION_FACTORY``
+decides about the record's bucket and its objects, as in version 4.
+
+Otherwise a callable (or an import string) taking the record and ``"read"``
+or ``"update"`` and returning an object with a ``can()`` method. It then
+replaces Invenio-Files-REST's checks on the record files endpoints and in
+:func:`~invenio_records_files.utils.file_download_ui`: ``"read"`` for
+listings (files, versions, uploads), downloads and ``HEAD``, ``"update"``
+for uploads, multipart uploads, deletions and version removals. It is asked
+once per request, before any byte is read from the request or from storage;
+a refusal answers ``401`` (anonymous user) or ``403``.
+
+:func:`invenio_records_files.permissions.record_permission_factory` applies
+the permissions of the record's Invenio-Records-REST endpoint: whoever may
+read the record may read its files, whoever may update it may change them.
+See :ref:`permissions`.
+
+.. versionadded:: 5.0.0
+"""
+
+RECORDS_FILES_MAX_FILES = None
+"""The most files a record may hold (``None``: no limit).
+
+Adding a file under a new key beyond the limit is refused (``400`` over
+REST, :class:`~invenio_records_files.errors.TooManyFilesError` in Python)
+and nothing is written; a new version of a file the record holds is always
+allowed. The limit is checked under the record's lock, so that concurrent
+uploads cannot overshoot it. See :ref:`limits`.
+
+.. versionadded:: 5.0.0
+"""

@@ -33,7 +33,7 @@ from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import Bucket, ObjectVersion
 from sqlalchemy import select
 
-from . import entries, objects
+from . import entries, limits, objects
 from .errors import KeyExistsError
 
 if TYPE_CHECKING:
@@ -99,12 +99,15 @@ def copy_files(
         already a file of ``bucket``; nothing is written.
     :raises invenio_files_rest.errors.FileSizeError: if the bucket's quota
         would be exceeded; nothing is written.
+    :raises invenio_records_files.errors.TooManyFilesError: if the files
+        would take the record past ``RECORDS_FILES_MAX_FILES``.
     """
     keys = [obj.key for obj, _ in files]
     taken = existing_keys(bucket, keys)
     for key in keys:
         if key in taken:
             raise KeyExistsError(key)
+    limits.check_max_files(bucket, keys)
     quota = bucket.quota_size
     size = sum(obj.file.size or 0 for obj, _ in files)
     if quota is not None and bucket.size + size > quota:

@@ -23,6 +23,8 @@ Error                            Also an instance of                   Status
 :class:`RecordValidationError`   ``ValueError``                        400
 :class:`UploadGoneError`         ``MultipartException`` (Files-REST)   404
 :class:`UploadCompletedError`    ``MultipartAlreadyCompleted``         409
+:class:`TooManyFilesError`       ``InvalidOperationError``             400
+:class:`PermissionDeniedError`   --                                    401/403
 ================================ ===================================== ======
 """
 
@@ -240,3 +242,51 @@ class UploadCompletedError(MultipartAlreadyCompleted):
         """Initialize with the id of the upload."""
         self.upload_id = upload_id
         super().__init__(**kwargs)
+
+
+class TooManyFilesError(InvalidOperationError):
+    """The record holds ``RECORDS_FILES_MAX_FILES`` files: no new key fits.
+
+    Raised when adding a file under a new key (REST upload, completion of a
+    multipart upload, ``record.files[key] = stream``, the ``files`` setter)
+    would take the record past the limit; nothing is written. A new version
+    of a file the record holds is always allowed.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, limit: int, keys=(), **kwargs) -> None:
+        """Initialize with the ``limit`` and the new ``keys`` refused."""
+        self.limit = limit
+        self.keys = tuple(keys)
+        super().__init__(
+            description=f"A record may hold at most {limit} files.", **kwargs
+        )
+
+
+class PermissionDeniedError(RecordFilesError):
+    """The current user may not read (or change) the files of this record.
+
+    Answers ``401`` to an anonymous user and ``403`` to an authenticated
+    one, as Invenio-Files-REST and Invenio-Records-REST do. The message
+    names neither the record's files nor the record.
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(
+        self, record_id, action: str, authenticated: bool = False, **kwargs
+    ) -> None:
+        """Initialize with the record's id, the ``action`` and who asked."""
+        self.record_id = record_id
+        self.action = action
+        self.authenticated = authenticated
+        self.code = 403 if authenticated else 401
+        super().__init__(
+            description="You do not have a permission for this action."
+            if authenticated
+            else "You must be logged in for this action.",
+            **kwargs,
+        )

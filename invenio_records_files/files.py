@@ -24,7 +24,7 @@ from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import Bucket, ObjectVersion, ObjectVersionTag
 from sqlalchemy.orm import joinedload
 
-from . import copying, entries, objects
+from . import copying, entries, limits, objects
 from .entries import MANAGED_FIELDS, describe
 from .errors import (
     DeletedBucketError,
@@ -315,6 +315,10 @@ class FilesIterator:
             is empty, too long or contains a control character.
         :raises invenio_files_rest.errors.InvalidOperationError: if the bucket
             is locked or deleted.
+        :raises invenio_records_files.errors.TooManyFilesError: if ``key`` is
+            new and the record holds ``RECORDS_FILES_MAX_FILES`` files.
+        :raises invenio_files_rest.errors.FileSizeError: if the file exceeds
+            the bucket's quota or largest file size.
         """
         self._add(key, stream)
 
@@ -328,6 +332,7 @@ class FilesIterator:
             destination, stream, size_limit=self.bucket.size_limit
         ) as fileinstance:
             self._lock()
+            limits.check_max_files(self.bucket, [key])
             self._check_quota(fileinstance.size)
             with db.session.begin_nested():
                 obj = ObjectVersion.create(self.bucket, key, _file_id=fileinstance)
@@ -364,6 +369,7 @@ class FilesIterator:
                     )
                 )
             self._lock()
+            limits.check_max_files(self.bucket, [key for key, _ in written])
             self._check_quota(sum(fileinstance.size for _, fileinstance in written))
             with db.session.begin_nested():
                 db.session.add_all(fileinstance for _, fileinstance in written)

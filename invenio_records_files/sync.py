@@ -35,7 +35,7 @@ from invenio_files_rest.models import (
 from invenio_records.signals import after_record_update, before_record_update
 from jsonschema.exceptions import ValidationError
 
-from . import copying, entries, state
+from . import copying, entries, limits, state
 from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
 from .state import lock_bucket, state_of
 from .storage import remove_unused_files
@@ -125,9 +125,12 @@ def upload(
         bytes do not match ``content_md5``.
     :raises invenio_files_rest.errors.FileSizeError: when the bucket's quota
         is exceeded.
+    :raises invenio_records_files.errors.TooManyFilesError: when ``key`` is
+        new and the record holds ``RECORDS_FILES_MAX_FILES`` files.
     """
     check_md5(fileinstance, content_md5)
     lock(record, bucket, update_record)
+    limits.check_max_files(bucket, [key])
     quota = bucket.quota_size
     if quota is not None and bucket.size + fileinstance.size > quota:
         raise FileSizeError(description="Bucket quota exceeded.")
@@ -226,6 +229,7 @@ def complete_multipart(
     multipart.file.checksum = checksum
     multipart.file.readable = True
     multipart.file.writable = False
+    limits.check_max_files(multipart.bucket, [multipart.key])
     # Passing the file instance (not its id) avoids a query that would
     # autoflush the half-built object version.
     obj = ObjectVersion.create(

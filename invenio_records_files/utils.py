@@ -9,6 +9,7 @@ from invenio_files_rest.views import ObjectResource
 from invenio_records.errors import MissingModelError
 from sqlalchemy.orm import joinedload
 
+from . import permissions
 from .download import send_object
 
 
@@ -73,11 +74,14 @@ def file_download_ui(pid, record, _record_file_factory=None, **kwargs):
             )
         )
 
-    The file is sent as Invenio-Files-REST sends it (its object permission
-    check, checksum, safe headers, conditional and range requests), streamed
-    in fixed-size chunks (:func:`~invenio_records_files.download.send_object`).
-    If ``download`` is passed as a querystring argument, the file is sent as
-    an attachment.
+    With ``RECORDS_FILES_REST_PERMISSION_FACTORY`` set, the record's factory
+    decides whether the file may be read (``"read"``, before the file is
+    looked up: ``401``/``403`` whether it exists or not); otherwise
+    Invenio-Files-REST's ``object-read`` permission does. The file is sent as
+    Invenio-Files-REST sends it (checksum, safe headers, conditional and
+    range requests), streamed in fixed-size chunks
+    (:func:`~invenio_records_files.download.send_object`). If ``download``
+    is passed as a querystring argument, the file is sent as an attachment.
 
     :param pid: The :class:`invenio_pidstore.models.PersistentIdentifier`
         instance.
@@ -85,6 +89,9 @@ def file_download_ui(pid, record, _record_file_factory=None, **kwargs):
     :param _record_file_factory: Function returning the file of a record
         (default: :func:`record_file_factory`).
     """
+    if permissions.configured_factory() is not None:
+        permissions.serving(record, pid)
+        permissions.check(record, permissions.READ)
     _record_file_factory = _record_file_factory or record_file_factory
     fileobj = _record_file_factory(pid, record, kwargs.get("filename"))
     if not fileobj:

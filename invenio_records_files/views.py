@@ -50,7 +50,7 @@ from sqlalchemy.orm.exc import NoResultFound
 from werkzeug.routing import PathConverter
 from werkzeug.utils import import_string
 
-from . import archive, download, sync, zipmembers
+from . import archive, download, limits, permissions, sync, zipmembers
 from .api import FilesMixin, Record
 from .errors import (
     LockedBucketError,
@@ -60,11 +60,11 @@ from .errors import (
     UploadGoneError,
 )
 from .files import check_key
+from .permissions import READ_METHODS
 from .serializer import json_serializer
 from .state import state_of
 from .storage import Destination, written_file
 
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
 
 
@@ -190,15 +190,36 @@ def pass_bucket_id(f):
 class RecordFilesResourceMixin:
     """Resolve the record of the URL and inject its bucket into the resource."""
 
-    def __init__(self, *args, record_class: type[FilesMixin] = Record, **kwargs):
-        """Initialize the resource; ``record_class`` wraps resolved records."""
+    def __init__(
+        self,
+        *args,
+        record_class: type[FilesMixin] = Record,
+        rest_endpoint: dict | None = None,
+        **kwargs,
+    ):
+        """Initialize the resource.
+
+        :param record_class: Wraps resolved records.
+        :param rest_endpoint: The Invenio-Records-REST endpoint configuration
+            of the record (for
+            :func:`~invenio_records_files.permissions.record_permission_factory`).
+        """
         super().__init__(*args, **kwargs)
         self.record_class = record_class
+        self.rest_endpoint = rest_endpoint
 
     @pass_record
     def dispatch_request(self, pid, record, **kwargs):
-        """Resolve the record, check its bucket, call the method's handler."""
+        """Resolve the record, check permissions and bucket, call the handler.
+
+        With ``RECORDS_FILES_REST_PERMISSION_FACTORY`` set, the record's
+        factory is asked here, for every operation, before anything is read
+        (:func:`invenio_records_files.permissions.check`).
+        """
         self.pid, self.record = pid, record
+        if permissions.configured_factory() is not None:
+            permissions.serving(record, pid, self.rest_endpoint)
+            permissions.check(record, permissions.action_of(request.method))
         bucket = state_of(record).bucket(record)
         if bucket is None:
             raise NoBucketError(record.id)
@@ -313,13 +334,20 @@ def check_import_permissions(
 ) -> None:
     """Check that the user may import the source's files into the target.
 
-    Needs ``bucket-update`` on the target's bucket (as an upload does) and
-    ``bucket-read`` on the source's (as its listing does), from Files-REST's
+    With ``RECORDS_FILES_REST_PERMISSION_FACTORY``: ``update`` on the target
+    record (checked for every write) and ``read`` on the source record
+    (:func:`invenio_records_files.permissions.check`: ``401``/``403``).
+    Without it: ``bucket-update`` on the target's bucket (as an upload) and
+    ``bucket-read`` on the source's (as its listing), from Files-REST's
     permission factory; a refusal answers ``404``, as Files-REST's own
     checks of these actions do.
 
     .. versionadded:: 5.0.0
     """
+    if permissions.configured_factory() is not None:
+        permissions.check(target_record, permissions.UPDATE, target_bucket)
+        permissions.check(source_record, permissions.READ, source_bucket)
+        return
     check_permission(current_permission_factory(target_bucket, "bucket-update"))
     check_permission(current_permission_factory(source_bucket, "bucket-read"))
 
@@ -387,6 +415,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
                 if isinstance(size_limit, int)
                 else size_limit.reason
             )
+        limits.check_max_files(bucket, [key])  # again under the lock
         destination = Destination.of(bucket)
         db.session.commit()  # no connection held during the transfer
         with (
@@ -515,6 +544,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         """Start a multipart upload (the bucket's size changes: lock it)."""
         check_key(key)
         sync.lock(self.record, bucket, update_record=False)
+        limits.check_max_files(bucket, [key])  # again when it completes
         return super().multipart_init(bucket, key, **kwargs)
 
     @pass_multipart()
@@ -537,13 +567,19 @@ class FileKeyConverter(PathConverter):
     regex = r"[^/][\s\S]*?"
 
 
-def check_archive_permission(record, bucket) -> None:
+def check_archive_permission(record, bucket, pid=None, endpoint=None) -> None:
     """Allow the archive of ``record``'s files, or abort (401, 403 or 404).
 
-    The one place that decides who may download a record's archive: for now
-    Files-REST's ``bucket-read`` permission of the record's bucket, as for
-    listing the files.
+    The one place that decides who may download a record's archive: ``read``
+    on the record with ``RECORDS_FILES_REST_PERMISSION_FACTORY``
+    (:func:`invenio_records_files.permissions.check`), else Files-REST's
+    ``bucket-read`` permission of the record's bucket, as for listing the
+    files.
     """
+    if permissions.configured_factory() is not None:
+        permissions.serving(record, pid, endpoint)
+        permissions.check(record, permissions.READ, bucket)
+        return
     check_permission(current_permission_factory(bucket, "bucket-read"))
 
 
@@ -553,19 +589,23 @@ class RecordArchiveResource(MethodView):
     .. versionadded:: 5.0.0
     """
 
-    def __init__(self, record_class: type[FilesMixin] = Record) -> None:
+    def __init__(
+        self, record_class: type[FilesMixin] = Record, rest_endpoint=None
+    ) -> None:
         """Initialize; ``record_class`` wraps resolved records."""
         self.record_class = record_class
+        self.rest_endpoint = rest_endpoint
 
     def get(self, pid_value):
         """Send the archive (or the requested range of it)."""
-        _, record = resolve_record(pid_value, self.record_class)
-        files = record.files
-        if files is None:
+        pid, record = resolve_record(pid_value, self.record_class)
+        bucket = state_of(record).bucket(record)
+        if bucket is None:
             raise RecordFilesRESTError(404, "The record has no files.")
-        if files.bucket.deleted:
+        if bucket.deleted:
             raise RecordFilesRESTError(404, "Bucket does not exist.")
-        check_archive_permission(record, files.bucket)
+        check_archive_permission(record, bucket, pid, self.rest_endpoint)
+        files = record.files
         return archive.send_archive(
             archive.RecordArchive.of(record, files.bucket),
             archive.archive_filename(pid_value.value),
@@ -610,6 +650,7 @@ def create_blueprint_from_app(app: Flask) -> Blueprint:
                 record_class=import_string(record_class)
                 if isinstance(record_class, str)
                 else record_class,
+                rest_endpoint=options,
             )
     return blueprint
 
@@ -642,8 +683,14 @@ def add_record_files_rules(
     item_route: str,
     suffix: str,
     record_class: type | None = None,
+    rest_endpoint: dict | None = None,
 ) -> None:
-    """Add the bucket, object and archive routes of one endpoint."""
+    """Add the bucket, object and archive routes of one endpoint.
+
+    :param rest_endpoint: The endpoint's Invenio-Records-REST configuration
+        (its permission factories apply with
+        :func:`~invenio_records_files.permissions.record_permission_factory`).
+    """
     if not PID_CONVERTER.search(item_route):
         raise ValueError(
             f"The item route {item_route!r} of {prefix!r} needs a PID converter, "
@@ -655,12 +702,15 @@ def add_record_files_rules(
     blueprint.add_url_rule(
         f"{route}-archive",
         view_func=RecordArchiveResource.as_view(
-            f"{prefix}_archive_api", record_class=record_class
+            f"{prefix}_archive_api",
+            record_class=record_class,
+            rest_endpoint=rest_endpoint,
         ),
     )
     options = {
         "serializers": {"application/json": json_serializer},
         "record_class": record_class,
+        "rest_endpoint": rest_endpoint,
     }
     blueprint.add_url_rule(
         route,

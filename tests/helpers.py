@@ -5,8 +5,9 @@ import gc
 import os
 from contextlib import contextmanager
 
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
+from flask_login import UserMixin
 from invenio_db import db
 from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from sqlalchemy import event
@@ -22,6 +23,57 @@ def allow_all(*args, **kwargs):
 def deny_all(*args, **kwargs):
     """Permission factory that denies everything."""
     return type("Deny", (), {"can": lambda self: False})()
+
+
+TEST_USER_HEADER = "X-Test-User"
+"""Request header with the id of the user a test request is sent as."""
+
+
+class LoggedInUser(UserMixin):
+    """An authenticated user known by id only.
+
+    Ids are integers: SQLAlchemy-Continuum records the user of each
+    transaction in an integer column.
+    """
+
+    def __init__(self, user_id: int) -> None:
+        self.id = user_id
+
+
+def load_test_user(request):
+    """Flask-Login request loader: the user of ``X-Test-User``, if any."""
+    user_id = request.headers.get(TEST_USER_HEADER)
+    return LoggedInUser(int(user_id)) if user_id else None
+
+
+def create_users(*user_ids: int) -> None:
+    """Create accounts rows for these user ids (Continuum's transactions need them)."""
+    from invenio_accounts.models import User
+    from sqlalchemy import insert
+
+    db.session.execute(
+        insert(User.__table__),
+        [
+            {
+                "id": user_id,
+                "email": f"user{user_id}@example.org",
+                "active": True,
+                "version_id": 1,
+            }
+            for user_id in user_ids
+        ],
+    )
+    db.session.commit()
+
+
+def forget_user() -> None:
+    """Forget the user of an earlier request (``g`` outlives test requests)."""
+    g.pop("_login_user", None)
+
+
+def as_user(user_id: int | None) -> dict:
+    """Headers of a request sent as user ``user_id`` (``None``: anonymous)."""
+    return {TEST_USER_HEADER: str(user_id)} if user_id is not None else {}
 
 
 def sqlite_savepoint_recipe(engine) -> None:
@@ -48,6 +100,9 @@ def create_app(database_uri: str, **config) -> Flask:
 
     Everything is allowed unless a test says otherwise; multipart parts may
     be tiny; SQLite gets SAVEPOINT support so that tests can be rolled back.
+    A request with an ``X-Test-User: <id>`` header is sent by an
+    authenticated user with that id (:func:`as_user`); others by an
+    anonymous one.
     """
     settings = {
         "TESTING": True,
@@ -58,6 +113,10 @@ def create_app(database_uri: str, **config) -> Flask:
     }
     settings.update(config)
     app = create_example_app(**settings)
+    app.login_manager.request_loader(load_test_user)
+    # Test requests share the test's application context, hence ``g``, where
+    # Flask-Login keeps the user: load each request's own.
+    app.before_request(forget_user)
     if database_uri.startswith("sqlite"):
         with app.app_context():
             sqlite_savepoint_recipe(db.engine)

@@ -17,6 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from io import BytesIO
+from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -712,3 +713,44 @@ def test_import_racing_uploads_loses_nothing(live, round_):
     copied = stored_state(live, target)["heads"]
     for key in published:
         assert copied[key]["file_id"] == shared[key]["file_id"], key
+
+
+def stored_uris(live: LiveServer) -> tuple[set[str], set[str]]:
+    """The files on storage, and those the database knows (every bucket)."""
+    with live.reader.connect() as connection:
+        root = connection.execute(
+            text("SELECT uri FROM files_location WHERE name = 'concurrency'")
+        ).scalar_one()
+        known = set(connection.execute(text("SELECT uri FROM files_files")).scalars())
+    on_disk = {str(path) for path in Path(root).rglob("data")}
+    return on_disk, known
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_uploads_cannot_overshoot_the_file_limit(live, monkeypatch, round_):
+    monkeypatch.setitem(live.app.config, "RECORDS_FILES_MAX_FILES", 5)
+    pid, revision = create_record(live)
+    files = contents("limited", 8)
+
+    results = run_together([upload(live, pid, k, v) for k, v in files.items()])
+
+    codes = sorted(response.status_code for _, _, response in results)
+    assert codes == [200] * 5 + [400] * 3, live.report()
+    for _, _, response in results:
+        if response.status_code == 400:
+            assert response.json() == {
+                "status": 400,
+                "message": "A record may hold at most 5 files.",
+            }
+    kept = {
+        key: files[key] for _, key, response in results if response.status_code == 200
+    }
+    _, final = check_record(live, pid, kept)
+    assert final == revision + 5
+    # The refused uploads' bytes were removed: nothing on storage that no
+    # file row names.
+    on_disk, known = stored_uris(live)
+    assert on_disk == known
+    # A new version of a file the record holds is still allowed.
+    key = next(iter(kept))
+    assert upload(live, pid, key, b"new version")()[2].status_code == 200

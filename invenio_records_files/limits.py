@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+"""The most files a record may hold (``RECORDS_FILES_MAX_FILES``).
+
+Every writer that adds a file calls :func:`check_max_files` after it has
+locked the record and its bucket (see :mod:`invenio_records_files.state`),
+so concurrent uploads queue up behind the lock and each one counts the files
+the previous ones committed: the limit cannot be overshot. A new version of
+a file the record holds never counts. With no limit configured nothing is
+queried.
+
+How much a record may *store* is Invenio-Files-REST's business: the quota
+and the largest file size of its bucket (``FILES_REST_DEFAULT_QUOTA_SIZE``,
+``FILES_REST_DEFAULT_MAX_FILE_SIZE``), see :doc:`/configuration`.
+
+.. versionadded:: 5.0.0
+"""
+
+from collections.abc import Collection
+
+from flask import current_app
+from invenio_db import db
+from invenio_files_rest.models import Bucket, ObjectVersion
+from sqlalchemy import case, func, select
+
+from .errors import TooManyFilesError
+
+
+def max_files() -> int | None:
+    """Return ``RECORDS_FILES_MAX_FILES``, the most files a record may hold."""
+    limit = current_app.config.get("RECORDS_FILES_MAX_FILES")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(
+            f"RECORDS_FILES_MAX_FILES must be None or an integer >= 0: {limit!r}"
+        )
+    return limit
+
+
+def check_max_files(bucket: Bucket, keys: Collection[str]) -> None:
+    """Refuse to add ``keys`` to ``bucket`` past ``RECORDS_FILES_MAX_FILES``.
+
+    Keys the bucket holds (new versions) are free. One query counts the
+    bucket's files and those of ``keys`` among them; none without a limit.
+
+    :raises invenio_records_files.errors.TooManyFilesError: if the new keys
+        do not fit.
+    """
+    limit = max_files()
+    if limit is None or not keys:
+        return
+    keys = set(keys)
+    held, present = db.session.execute(
+        select(
+            func.count(),
+            func.count(case((ObjectVersion.key.in_(keys), 1))),
+        ).where(
+            ObjectVersion.bucket_id == bucket.id,
+            ObjectVersion.is_head.is_(True),
+            ObjectVersion.file_id.is_not(None),
+        )
+    ).one()
+    new = len(keys) - present
+    if new and held + new > limit:
+        raise TooManyFilesError(limit, sorted(keys))
+
+
+__all__ = ("check_max_files", "max_files")
