@@ -213,18 +213,29 @@ def complete_multipart(
 ) -> ObjectVersion:
     """Turn a multipart upload with all its parts into a new object version.
 
-    The checksum is computed before the locks are taken; under the locks the
-    upload is re-read, so that only one of several concurrent completions
-    (or abortions) goes through.
+    The checksum is computed before the locks are taken (reading a large
+    file takes time); under the locks the upload is re-read, so that only one
+    of several concurrent completions (or abortions) goes through, and the
+    parts are counted again.
 
     :returns: The new head :class:`~invenio_files_rest.models.ObjectVersion`.
     :raises invenio_files_rest.errors.MultipartMissingParts: if a part is
         missing.
+    :raises invenio_records_files.errors.UploadGoneError: if the upload was
+        completed or aborted meanwhile.
     """
+    checksum = None
+    fileinstance = multipart.file  # None if an abortion removed it meanwhile
+    if fileinstance and Part.count(multipart) == multipart.last_part_number + 1:
+        try:
+            checksum = fileinstance.storage().checksum()
+        except OSError:  # aborted meanwhile: its bytes are gone
+            pass
+    lock_upload(record, multipart, update_record)
     if Part.count(multipart) != multipart.last_part_number + 1:
         raise MultipartMissingParts()
-    checksum = multipart.file.storage().checksum()
-    lock_upload(record, multipart, update_record)
+    if checksum is None:
+        checksum = multipart.file.storage().checksum()
     multipart.completed = True
     multipart.file.checksum = checksum
     multipart.file.readable = True

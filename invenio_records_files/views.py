@@ -491,12 +491,15 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         storage = multipart.file.storage()
         upload_id = multipart.upload_id
         db.session.commit()  # no connection held during the transfer
-        _, checksum = storage.update(
-            stream,
-            seek=start,
-            size=size,
-            chunk_size=current_app.config.get("RECORDS_FILES_UPLOAD_CHUNK_SIZE"),
-        )
+        try:
+            _, checksum = storage.update(
+                stream,
+                seek=start,
+                size=size,
+                chunk_size=current_app.config.get("RECORDS_FILES_UPLOAD_CHUNK_SIZE"),
+            )
+        except FileNotFoundError as error:  # aborted meanwhile
+            raise UploadGoneError(upload_id) from error
         with rolled_back_on_error():
             multipart = db.session.get(MultipartObject, upload_id)
             if multipart is None:

@@ -633,6 +633,8 @@ def slow_upload(live: LiveServer, pid: str, key: str, data: bytes, seconds: floa
         connection.close()
         return ("PUT", key, status)
 
+    return job
+
 
 def import_files(live: LiveServer, target: str, source: str):
     def job():
