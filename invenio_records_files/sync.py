@@ -20,6 +20,7 @@ commits the session.
 import base64
 import binascii
 from collections.abc import Iterable
+from contextlib import suppress
 
 from blinker import Signal
 from invenio_db import db
@@ -227,10 +228,8 @@ def complete_multipart(
     checksum = None
     fileinstance = multipart.file  # None if an abortion removed it meanwhile
     if fileinstance and Part.count(multipart) == multipart.last_part_number + 1:
-        try:
+        with suppress(OSError):  # aborted meanwhile: its bytes are gone
             checksum = fileinstance.storage().checksum()
-        except OSError:  # aborted meanwhile: its bytes are gone
-            pass
     lock_upload(record, multipart, update_record)
     if Part.count(multipart) != multipart.last_part_number + 1:
         raise MultipartMissingParts()
