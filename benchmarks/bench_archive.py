@@ -189,13 +189,13 @@ def bench_throughput(app, port, urls, size, rounds):
     return failures
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=16)
     parser.add_argument("--mib", type=int, default=64, help="MiB per file")
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     size = args.files * args.mib * MIB
 
     directory = tempfile.mkdtemp(prefix="irf-bench-archive-")

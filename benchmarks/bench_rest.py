@@ -21,7 +21,10 @@
    stack. Downloads through the record endpoint must reach 5x Files-REST's
    rate and 0.8x the ceiling's.
 
-4. ``--scale``: REST writes to records of 10, 1,000 and 10,000 files against
+4. ``--archive``: the zip of all of a record's files, memory and
+   throughput against one file of the same size through the object endpoint
+   (``benchmarks/bench_archive.py``); nothing else runs.
+5. ``--scale``: REST writes to records of 10, 1,000 and 10,000 files against
    plain Files-REST on buckets of the same size, and the database's growth
    per upload (see ``benchmarks/scale.py``); nothing else runs.
 
@@ -350,12 +353,22 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale", action="store_true", help="only the scale table")
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="only the archive: memory, throughput against the object endpoint "
+        "(benchmarks/bench_archive.py, in this run)",
+    )
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--rate-mib", type=int, default=64)
     parser.add_argument("--rate-rounds", type=int, default=3)
     args = parser.parse_args()
 
+    if args.archive:
+        import bench_archive
+
+        return bench_archive.main(["--rounds", str(args.rounds)])
     if args.scale:
         with bench_app() as app, app.app_context():
             counter = StatementCounter(db.engine)
