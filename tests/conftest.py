@@ -8,6 +8,7 @@ rolled back at its end; code under test may commit (the commits become
 savepoints).
 """
 
+import os
 import uuid
 from contextlib import contextmanager
 
@@ -27,6 +28,19 @@ from .helpers import (
     create_record,
     default_database_uri,
 )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip, visibly, the database-independent tests in the PostgreSQL pass."""
+    uri = os.environ.get("SQLALCHEMY_DATABASE_URI") or ""
+    if not uri.startswith("postgresql"):
+        return
+    skip = pytest.mark.skip(
+        reason="does not depend on the database: runs in the SQLite pass"
+    )
+    for item in items:
+        if item.get_closest_marker("database_independent"):
+            item.add_marker(skip)
 
 
 def pytest_report_header(config):

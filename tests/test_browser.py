@@ -34,6 +34,8 @@ from examples.app import QuietHandler
 
 from .helpers import create_app, create_record
 
+pytestmark = pytest.mark.database_independent
+
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 PAYLOADS = {

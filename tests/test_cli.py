@@ -112,6 +112,7 @@ def lines(result):
     return result.stdout.splitlines()
 
 
+@pytest.mark.database_independent
 def test_importing_the_cli_defines_no_models():
     code = (
         "import sys, invenio_records_files.cli; "

@@ -451,6 +451,7 @@ def test_bucket_is_a_files_rest_bucket(record):
     assert isinstance(record.bucket, Bucket)
 
 
+@pytest.mark.database_independent
 def test_only_the_links_need_a_search_client():
     import subprocess
     import sys

@@ -39,6 +39,8 @@ from examples.app import QuietHandler
 
 from .helpers import create_app, create_record
 
+pytestmark = pytest.mark.database_independent
+
 MIB = 1024 * 1024
 FILE_SIZE = 256 * MIB
 BUDGET = 16 * MIB

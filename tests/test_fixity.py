@@ -472,7 +472,7 @@ def test_constant_number_of_statements_per_batch(db, location, statements, damag
         assert [(b.checked, b.failed) for b in batches] == [(count, int(damaged))]
         return statements.total
 
-    assert run(2) == run(40) == (3 if damaged else 2)
+    assert run(2) == run(12) == (3 if damaged else 2)
 
 
 # -- the Celery task ------------------------------------------------------------------

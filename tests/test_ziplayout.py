@@ -22,6 +22,8 @@ from invenio_records_files.zipstream import iter_range
 
 from .helpers import unzip_test
 
+pytestmark = pytest.mark.database_independent
+
 WHEN = datetime(2024, 5, 6, 7, 8, 10)
 GIB = 1024**3
 
