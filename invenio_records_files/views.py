@@ -10,15 +10,15 @@ record's files are never reachable through another.
 
 The resources' HTTP methods take ``(self, pid, record, **kwargs)``:
 subclasses override them to add their own checks and call ``super()``.
+:func:`pass_record` and :func:`pass_bucket_id` (from
+:mod:`invenio_records_files.resolve`) stay importable from here.
 """
 
 import re
 import uuid
 from contextlib import contextmanager
-from functools import wraps
-from types import SimpleNamespace
 
-from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
+from flask import Blueprint, Flask, current_app, request
 from flask.views import MethodView
 from invenio_db import db
 from invenio_files_rest.errors import (
@@ -36,17 +36,8 @@ from invenio_files_rest.views import (
     need_permissions,
     pass_multipart,
 )
-from invenio_pidstore.errors import (
-    PIDDeletedError,
-    PIDDoesNotExistError,
-    PIDMissingObjectError,
-    PIDRedirectedError,
-    PIDUnregistered,
-)
-from invenio_pidstore.resolver import Resolver
 from marshmallow import missing
 from sqlalchemy.orm import joinedload, selectinload
-from sqlalchemy.orm.exc import NoResultFound
 from werkzeug.routing import PathConverter
 from werkzeug.utils import import_string
 
@@ -55,102 +46,23 @@ from .api import FilesMixin, Record
 from .errors import (
     LockedBucketError,
     NoBucketError,
-    RecordFilesError,
     UploadCompletedError,
     UploadGoneError,
 )
 from .files import check_key
 from .permissions import READ_METHODS
+from .resolve import (
+    RecordFilesRESTError,
+    pass_bucket_id,
+    pass_record,
+    resolve_import_source,
+    resolve_record,
+)
 from .serializer import json_serializer
 from .state import state_of
 from .storage import Destination, written_file
 
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
-
-
-class RecordFilesRESTError(RecordFilesError):
-    """JSON error of the record files endpoints."""
-
-    def __init__(self, code: int, description: str) -> None:
-        """Initialize with an HTTP status ``code`` and a message."""
-        self.code = code
-        super().__init__(description=description)
-
-
-def _record_class_of(resolver: Resolver, default: type) -> type:
-    """Return the record class the URL's PID converter loads, if it has files."""
-    getter = resolver.object_getter
-    cls = getattr(getattr(getter, "func", getter), "__self__", None)
-    if isinstance(cls, type) and issubclass(cls, Record):
-        return cls
-    return default
-
-
-def resolve_record(
-    pid_value, record_class: type[FilesMixin] = Record, follow_redirect: bool = False
-):
-    """Resolve the URL's PID to ``(pid, record)``, or raise an HTTP error.
-
-    The record is loaded with its bucket but without ``_files`` (writes do
-    not read the file list; ``record.files`` loads it when used).
-
-    :param pid_value: The lazy PID value of the records-rest PID converter.
-    :param record_class: Record class used when the converter's record class
-        has no files.
-    :param follow_redirect: Resolve a redirected PID to its destination
-        (once) instead of answering ``301``.
-    """
-    resolver = pid_value.resolver
-    cls = _record_class_of(resolver, record_class)
-
-    def load(record_id):
-        return cls._load([record_id], with_deleted=True, one=True, files=False)[0]
-
-    try:
-        pid, record = Resolver(
-            pid_type=resolver.pid_type, object_type=resolver.object_type, getter=load
-        ).resolve(pid_value.value)
-    except (PIDDoesNotExistError, PIDUnregistered) as error:
-        raise RecordFilesRESTError(404, "PID does not exist.") from error
-    except PIDDeletedError as error:
-        raise RecordFilesRESTError(410, "The record has been deleted.") from error
-    except PIDMissingObjectError as error:
-        raise RecordFilesRESTError(404, "No record is assigned to this PID.") from error
-    except PIDRedirectedError as error:
-        if not follow_redirect:
-            _redirect(error)
-        destination = error.destination_pid
-        if destination.pid_type != error.pid.pid_type:
-            raise RecordFilesRESTError(
-                404, "PID is redirected to another kind of record."
-            ) from error
-        return resolve_record(
-            SimpleNamespace(resolver=resolver, value=destination.pid_value),
-            record_class,
-        )
-    except NoResultFound as error:
-        raise RecordFilesRESTError(410, "The record has been deleted.") from error
-    if record.is_deleted:
-        raise RecordFilesRESTError(410, "The record has been deleted.")
-    return pid, record
-
-
-def _redirect(error: PIDRedirectedError) -> None:
-    """Answer 301 with the same files URL for the destination PID.
-
-    The query string is appended as it came; nothing of it reaches
-    ``url_for`` (which would let a client choose the scheme or the anchor).
-    """
-    destination = error.destination_pid
-    if destination.pid_type != error.pid.pid_type:
-        raise RecordFilesRESTError(404, "PID is redirected to another kind of record.")
-    location = url_for(
-        request.endpoint,
-        **dict(request.view_args, pid_value=destination.pid_value),
-    )
-    if request.query_string:
-        location += "?" + request.query_string.decode("latin-1")
-    abort(redirect(location, code=301))
 
 
 @contextmanager
@@ -161,30 +73,6 @@ def rolled_back_on_error():
     except BaseException:
         db.session.rollback()
         raise
-
-
-def pass_record(f):
-    """Resolve the URL's ``pid_value`` and pass ``pid`` and ``record`` instead."""
-
-    @wraps(f)
-    def inner(self, *args, pid_value=None, **kwargs):
-        pid, record = resolve_record(pid_value, self.record_class)
-        return f(self, *args, pid=pid, record=record, **kwargs)
-
-    return inner
-
-
-def pass_bucket_id(f):
-    """Pass the record's bucket id as ``bucket_id`` (404 without a bucket)."""
-
-    @wraps(f)
-    def inner(self, pid, record, *args, **kwargs):
-        bucket = state_of(record).bucket(record)
-        if bucket is None:
-            raise NoBucketError(record.id)
-        return f(self, pid, record, *args, bucket_id=str(bucket.id), **kwargs)
-
-    return inner
 
 
 class RecordFilesResourceMixin:
@@ -303,30 +191,6 @@ class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
             data=objects,
             context={"class": ObjectVersion, "bucket": bucket, "many": True},
         )
-
-
-def resolve_import_source(value: str, record_class: type[FilesMixin] = Record):
-    """Resolve the ``?import`` PID value with the URL's resolver (same PID type).
-
-    A redirected PID is followed to its destination.
-
-    :returns: ``(pid, record)``.
-    :raises RecordFilesRESTError: ``404`` for an unknown PID, ``410`` for a
-        deleted record, naming the source.
-
-    .. versionadded:: 5.0.0
-    """
-    resolver = request.view_args["pid_value"].resolver
-    try:
-        return resolve_record(
-            SimpleNamespace(resolver=resolver, value=value),
-            record_class,
-            follow_redirect=True,
-        )
-    except RecordFilesRESTError as error:
-        raise RecordFilesRESTError(
-            error.code, f"Cannot import from {value!r}: {error.description}"
-        ) from error
 
 
 def check_import_permissions(
@@ -726,10 +590,13 @@ def add_record_files_rules(
 
 
 __all__ = (
+    "RecordArchiveResource",
     "RecordBucketResource",
     "RecordObjectResource",
+    "check_archive_permission",
     "check_import_permissions",
     "create_blueprint_from_app",
     "pass_bucket_id",
     "pass_record",
+    "resolve_record",
 )
