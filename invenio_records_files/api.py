@@ -44,6 +44,13 @@ __all__ = (
 _EXTENSION = FilesExtension()
 
 
+class _Uncopied(list):
+    """A list that :func:`copy.deepcopy` returns as it is."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 class FilesMixin:
     """Implement files attribute for Record models.
 
@@ -310,9 +317,23 @@ class Record(_Record, FilesMixin):
         the JSON keeps ``"_files": []`` only for a record whose files were
         all removed, so that it still reads as a record without files.
         """
-        json = super()._validate(
-            format_checker=format_checker, validator=validator, use_model=use_model
-        )
+        files = dict.get(self, "_files")
+        uncopied = isinstance(files, list) and files and not self.model_cls.encoder
+        if use_model or not uncopied:
+            json = super()._validate(
+                format_checker=format_checker, validator=validator, use_model=use_model
+            )
+        else:
+            # Invenio-Records deep-copies the record to validate it; ``_files``
+            # is validated as it is (it is not stored in the JSON), without a
+            # copy of every entry.
+            dict.__setitem__(self, "_files", _Uncopied(files))
+            try:
+                json = super()._validate(
+                    format_checker=format_checker, validator=validator
+                )
+            finally:
+                dict.__setitem__(self, "_files", files)
         if isinstance(json, dict) and json.get("_files", []) != []:
             json = {key: value for key, value in json.items() if key != "_files"}
         return json

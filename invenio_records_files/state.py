@@ -362,10 +362,12 @@ class FilesState:
             order = natural  # the relative order is unchanged: nothing moves
         else:
             order = [*present, *(key for key in base if key not in listed)]
+        # An entry equal to its stored copy (the usual case) is unchanged.
+        edited = [key for key in listed if key in base and listed[key] != base[key]]
         changed = {
             key: entries.custom(listed[key])
-            for key in listed
-            if key in base and entries.custom(listed[key]) != entries.custom(base[key])
+            for key in edited
+            if entries.custom(listed[key]) != entries.custom(base[key])
         }
         if changed or added or order != natural:
             self.lock(record, bucket)
@@ -375,14 +377,20 @@ class FilesState:
             )
             if order != natural:
                 entries.set_order(record.id, order)
-        final = []
+        final, stored = [], {}
         for key in order:
+            entry = listed.get(key)
+            if key in base and entry is not None and entry == base[key]:
+                final.append(entry)  # unchanged: its stored copy stays
+                stored[key] = base[key]
+                continue
             managed = base[key] if key in base else heads[key]
-            entry = entries.custom(listed.get(key, managed))
+            entry = entries.custom(managed if entry is None else entry)
             entry.update((field, managed[field]) for field in entries.MANAGED_FIELDS)
             final.append(entry)
+            stored[key] = entries.copy_json(entry)
         dict.__setitem__(record, "_files", final)
-        self.base = {entry["key"]: entries.copy_json(entry) for entry in final}
+        self.base = stored
 
 
 def lock_row(instance) -> None:

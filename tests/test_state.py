@@ -18,6 +18,7 @@ from invenio_records.signals import (
     before_record_revert,
     before_record_update,
 )
+from jsonschema.exceptions import ValidationError
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
@@ -353,12 +354,30 @@ def test_a_file_write_that_breaks_the_schema_is_refused(client, db, location, tm
 
 
 def test_schema_failure_in_the_python_api_is_jsonschemas(db, location):
-    from jsonschema.exceptions import ValidationError
-
     record = create_record("1", {"title": "x", "$schema": SCHEMA})
     record.files["a.txt"] = BytesIO(b"a")
     record.files["b.txt"] = BytesIO(b"b")
     with pytest.raises(ValidationError):
+        record.commit()
+    assert type(record["_files"]) is list
+    assert [e["key"] for e in record["_files"]] == ["a.txt", "b.txt"]
+
+
+def test_validation_sees_the_files_without_storing_them(db, location):
+    schema = {
+        "type": "object",
+        "properties": {
+            "_files": {"type": "array", "items": {"required": ["type"]}},
+        },
+    }
+    record = create_record("1", {"title": "x", "$schema": schema})
+    record.files["a.txt"] = BytesIO(b"a")
+    record.files["a.txt"]["type"] = "txt"
+    record.commit()
+    db.session.commit()
+    assert "_files" not in record.model.json
+    record.files["b.txt"] = BytesIO(b"b")  # no type: invalid
+    with pytest.raises(ValidationError, match="'type' is a required property"):
         record.commit()
 
 
