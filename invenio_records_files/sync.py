@@ -35,6 +35,7 @@ from invenio_files_rest.models import (
 )
 from invenio_records.signals import after_record_update, before_record_update
 from jsonschema.exceptions import ValidationError
+from sqlalchemy.orm import joinedload
 
 from . import copying, entries, limits, state
 from .errors import ChecksumMismatchError, MissingFileError, RecordValidationError
@@ -166,7 +167,7 @@ def delete(
         such object (any more).
     """
     lock(record, bucket, update_record)
-    obj = ObjectVersion.get(bucket, key, version_id=version_id)
+    obj = _object_with_file(bucket, key, version_id)
     if obj is None:
         raise MissingFileError(key)
     changed = listed = obj.is_head
@@ -187,6 +188,20 @@ def delete(
             entries.remove(record.id, [key])
         touch(record, emptied=not listed and not entries.exist(record.id))
     return obj
+
+
+def _object_with_file(bucket: Bucket, key: str, version_id) -> ObjectVersion | None:
+    """``ObjectVersion.get()``, with the file in the same query."""
+    query = ObjectVersion.query.options(joinedload(ObjectVersion.file)).filter_by(
+        bucket_id=bucket.id, key=key
+    )
+    if version_id is not None:
+        return query.filter_by(version_id=version_id).one_or_none()
+    return (
+        query.filter_by(is_head=True)
+        .filter(ObjectVersion.file_id.isnot(None))
+        .one_or_none()
+    )
 
 
 def lock_upload(record, multipart: MultipartObject, update_record: bool = True):
