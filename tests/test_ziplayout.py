@@ -164,6 +164,19 @@ def test_every_byte_and_zipfile(tmp_path):
     unzip_test(path)
 
 
+def test_crcs_computed_in_a_helper_thread(monkeypatch):
+    """The zlib fallback hands large pieces to a thread: same CRC-32s."""
+    from invenio_records_files import zipstream
+
+    monkeypatch.setattr(zipstream._RunningCRC, "THREADED", 1000)
+    datas = [random.Random(2).randbytes(50_000), b"y" * 10, b"z" * 3000]  # noqa: S311
+    layout, source = build(datas, ["a", "b", "c"])
+    data = b"".join(iter_range(layout, source, chunk_size=4096))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+    assert source.computed_crcs == {i: zlib.crc32(d) for i, d in enumerate(datas)}
+
+
 def test_extended_timestamp_keeps_seconds_and_time_zone():
     moment = datetime(2024, 5, 6, 9, 8, 11, tzinfo=timezone(timedelta(hours=2)))
     layout = StoredZip([Member("a", 1, moment)])
