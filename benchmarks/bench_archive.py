@@ -81,12 +81,8 @@ class Blocks:
 
 def make_record(pid_value: str, files: int, size: int):
     """Create a record with ``files`` files of ``size`` bytes each."""
-    record = create_record(pid_value)
-    for index in range(files):
-        record.files[f"file-{index:03d}.bin"] = Blocks(size, index)
-    record.commit()
-    db.session.commit()
-    return record
+    streams = {f"file-{index:03d}.bin": Blocks(size, index) for index in range(files)}
+    return create_record(pid_value, files=streams)
 
 
 def download(port: int, path: str, headers=None) -> tuple[float, int, int]:

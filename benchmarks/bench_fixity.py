@@ -22,27 +22,18 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
-import warnings
 from io import BytesIO
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from common import bench_app
 from invenio_db import db
 from invenio_files_rest.models import FileInstance, Location
 from sqlalchemy import update
-from sqlalchemy.engine import make_url
-from sqlalchemy_utils import create_database, drop_database
 
 from invenio_records_files import fixity
 from invenio_records_files.api import Record
-from tests.helpers import StatementCounter, create_app
-
-# SQLAlchemy-Continuum's savepoint warning (see setup.cfg): harmless noise here.
-warnings.filterwarnings("ignore", "nested transaction already deassociated")
+from tests.helpers import StatementCounter
 
 STATEMENTS_PER_BATCH = 3
 """Budget: select, update, and the failures' records (only when some failed)."""
@@ -104,80 +95,61 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=4, help="number of large files")
     args = parser.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="irf-bench-fixity-")
-    uri = os.environ.get("SQLALCHEMY_DATABASE_URI") or f"sqlite:///{tmp}/bench.db"
-    own_database = None
-    if make_url(uri).get_backend_name() != "sqlite":
-        own_database = make_url(uri).set(database=f"irf_bench_{uuid.uuid4().hex[:12]}")
-        uri = own_database.render_as_string(hide_password=False)
-        create_database(uri)
-    app = create_app(uri)
     failures = []
-    try:
-        with app.app_context():
-            db.create_all()
-            db.session.add(Location(name="bench", uri=f"{tmp}/files", default=True))
-            db.session.commit()
-            counter = StatementCounter(db.engine)
-            print(f"database: {db.engine.url.get_backend_name()}")
+    with bench_app():
+        files_uri = Location.get_default().uri
+        counter = StatementCounter(db.engine)
+        print(f"database: {db.engine.url.get_backend_name()}")
 
-            # Statements per batch: many small files.
-            make_records(args.files // 10, 10, 4096)
-            with counter.count():
-                batches, checked, seconds = verify_all(args.batch_size)
-            # SQLite counts the BEGIN of each transaction (see tests/helpers.py).
-            queries = [q for q in counter.statements if q.strip() != "BEGIN"]
-            per_batch = len(queries) / batches
-            print(
-                f"\n{checked} files of 4 KiB, batches of {args.batch_size}: "
-                f"{batches} batches, {len(queries)} statements besides BEGIN "
-                f"({per_batch:.1f} per batch, the last empty query included), "
-                f"{seconds * 1000 / checked:.2f} ms per file"
-            )
-            if per_batch > STATEMENTS_PER_BATCH:
-                failures.append(f"{per_batch:.1f} statements per batch")
+        # Statements per batch: many small files.
+        make_records(args.files // 10, 10, 4096)
+        with counter.count():
+            batches, checked, seconds = verify_all(args.batch_size)
+        # SQLite counts the BEGIN of each transaction (see tests/helpers.py).
+        queries = [q for q in counter.statements if q.strip() != "BEGIN"]
+        per_batch = len(queries) / batches
+        print(
+            f"\n{checked} files of 4 KiB, batches of {args.batch_size}: "
+            f"{batches} batches, {len(queries)} statements besides BEGIN "
+            f"({per_batch:.1f} per batch, the last empty query included), "
+            f"{seconds * 1000 / checked:.2f} ms per file"
+        )
+        if per_batch > STATEMENTS_PER_BATCH:
+            failures.append(f"{per_batch:.1f} statements per batch")
 
-            # Time: large files, verify against reading and hashing alone.
-            # Start again with the large files only (the database is ours).
-            db.session.remove()
-            shutil.rmtree(f"{tmp}/files", ignore_errors=True)
-            db.drop_all()
-            db.create_all()
-            db.session.add(Location(name="bench", uri=f"{tmp}/files", default=True))
-            db.session.commit()
-            make_records(1, args.large, args.mib * 1024 * 1024)
-            baseline = read_and_hash_all()
-            forget_checks()
-            _, checked, seconds = verify_all(args.batch_size)
-            ratio = seconds / baseline
-            print(
-                f"\n{checked} files of {args.mib} MiB: verify {seconds:.2f} s, "
-                f"read and hash alone {baseline:.2f} s: ratio {ratio:.2f}"
-            )
-            if ratio > TIME_RATIO_BUDGET:
-                failures.append(f"time ratio {ratio:.2f}")
+        # Time: large files, verify against reading and hashing alone.
+        # Start again with the large files only (the database is ours).
+        db.session.remove()
+        shutil.rmtree(files_uri, ignore_errors=True)
+        db.drop_all()
+        db.create_all()
+        db.session.add(Location(name="bench", uri=files_uri, default=True))
+        db.session.commit()
+        make_records(1, args.large, args.mib * 1024 * 1024)
+        baseline = read_and_hash_all()
+        forget_checks()
+        _, checked, seconds = verify_all(args.batch_size)
+        ratio = seconds / baseline
+        print(
+            f"\n{checked} files of {args.mib} MiB: verify {seconds:.2f} s, "
+            f"read and hash alone {baseline:.2f} s: ratio {ratio:.2f}"
+        )
+        if ratio > TIME_RATIO_BUDGET:
+            failures.append(f"time ratio {ratio:.2f}")
 
-            # Memory: one large file.
-            forget_checks()
-            gc.collect()
-            tracemalloc.start()
-            list(fixity.verify_files(batch_size=1, limit=1))
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            db.session.commit()
-            peak_mib = peak / 1024 / 1024
-            print(
-                f"\npeak memory verifying one {args.mib} MiB file: {peak_mib:.2f} MiB"
-            )
-            if peak_mib > PEAK_MIB_BUDGET:
-                failures.append(f"peak memory {peak_mib:.2f} MiB")
-            counter.close()
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        if own_database is not None:
-            drop_database(uri)
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Memory: one large file.
+        forget_checks()
+        gc.collect()
+        tracemalloc.start()
+        list(fixity.verify_files(batch_size=1, limit=1))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        db.session.commit()
+        peak_mib = peak / 1024 / 1024
+        print(f"\npeak memory verifying one {args.mib} MiB file: {peak_mib:.2f} MiB")
+        if peak_mib > PEAK_MIB_BUDGET:
+            failures.append(f"peak memory {peak_mib:.2f} MiB")
+        counter.close()
     if failures:
         print("\nOVER BUDGET: " + "; ".join(failures))
         return 1

@@ -77,13 +77,8 @@ class QuietHandler(WSGIRequestHandler):
 
 def make_record(pid_value: str, n: int) -> Record:
     """Create a record with ``n`` files and a registered PID."""
-    record = create_record(pid_value)
-    files = record.files
-    for i in range(n):
-        files[f"file-{i:05d}.txt"] = BytesIO(b"line %d\n" % i)
-    record.commit()
-    db.session.commit()
-    return record
+    files = {f"file-{i:05d}.txt": BytesIO(b"line %d\n" % i) for i in range(n)}
+    return create_record(pid_value, files=files)
 
 
 def bench_listing(app, counter, sizes):

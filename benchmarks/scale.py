@@ -18,13 +18,14 @@ import statistics
 import time
 from io import BytesIO
 
+import common  # noqa: F401 (puts the repository on sys.path, for tests.helpers)
 from invenio_db import db
 from invenio_files_rest.models import Bucket, FileInstance
-from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from sqlalchemy import text
 
 from invenio_records_files import objects
 from invenio_records_files.api import Record
+from tests.helpers import create_record
 
 RATIO_TO_FILES_REST = 2.0
 RATIO_TO_SMALL = 1.5
@@ -34,18 +35,8 @@ OPERATIONS = ("upload", "new version", "delete")
 
 def make_record(pid_value: str, n: int) -> Record:
     """Create a record with ``n`` small files and a registered PID."""
-    record = Record.create({"title": f"{n} files"})
-    record.files = {f"file-{i:05d}.txt": BytesIO(b"%d" % i) for i in range(n)}
-    record.commit()
-    PersistentIdentifier.create(
-        "recid",
-        pid_value,
-        object_type="rec",
-        object_uuid=record.id,
-        status=PIDStatus.REGISTERED,
-    )
-    db.session.commit()
-    return record
+    files = {f"file-{i:05d}.txt": BytesIO(b"%d" % i) for i in range(n)}
+    return create_record(pid_value, {"title": f"{n} files"}, files=files)
 
 
 def make_bucket(n: int) -> Bucket:

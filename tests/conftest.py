@@ -253,3 +253,16 @@ def s3_client(s3_app, s3_db, s3_location):
 def s3_record(s3_db, s3_location):
     """A record with its bucket on S3 and the PID ``recid:1``."""
     return create_record("1")
+
+
+@pytest.fixture
+def permissions(app, monkeypatch):
+    """Files-REST permissions: everything allowed unless an action is denied."""
+    denied = set()
+
+    def factory(obj, action):
+        return type("Permission", (), {"can": lambda self: action not in denied})()
+
+    state = app.extensions["invenio-files-rest"]
+    monkeypatch.setitem(state.__dict__, "permission_factory", factory)
+    return denied

@@ -2,6 +2,7 @@
 """Test and benchmark helpers: an application factory and a statement counter."""
 
 import gc
+import json
 import os
 from contextlib import contextmanager
 
@@ -132,11 +133,19 @@ class BufferedClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
-def create_record(pid_value: str, data: dict | None = None, **kwargs):
-    """Create a record (with a bucket) and register its ``recid`` PID; commit."""
+def create_record(
+    pid_value: str, data: dict | None = None, files: dict | None = None, **kwargs
+):
+    """Create a record (with a bucket) and register its ``recid`` PID; commit.
+
+    :param files: Streams by key, given to the record at once (bulk).
+    """
     from invenio_records_files.api import Record
 
     record = Record.create(data or {"title": f"Record {pid_value}"}, **kwargs)
+    if files:
+        record.files = files
+        record.commit()
     PersistentIdentifier.create(
         "recid",
         pid_value,
@@ -200,3 +209,18 @@ def unzip_test(path) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No errors detected" in result.stdout
     return result.stdout
+
+
+def body(response) -> dict:
+    """The JSON body of ``response``."""
+    return json.loads(response.get_data(as_text=True))
+
+
+def upload(client, key: str, data: bytes, pid: str = "1", **params):
+    """PUT ``data`` as ``key`` of record ``pid`` (``params``: query string)."""
+    return client.put(
+        f"/api/records/{pid}/files/{key}",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        query_string=params,
+    )

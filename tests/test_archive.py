@@ -16,17 +16,14 @@ from invenio_pidstore.models import PersistentIdentifier
 from invenio_records_files.archive import RecordArchive
 from invenio_records_files.models import FileCRC32
 
+from . import helpers
 from .helpers import create_record, unzip_test
 
 ARCHIVE = "/api/records/{pid}/files-archive"
 
 
 def upload(client, key, data, pid="1"):
-    response = client.put(
-        f"/api/records/{pid}/files/{key}",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
+    response = helpers.upload(client, key, data, pid=pid)
     assert response.status_code == 200, response.data
     return response
 
@@ -45,19 +42,6 @@ def check_zip(data, expected):
             assert info.compress_type == zipfile.ZIP_STORED
             assert archive.read(name) == content
     return data
-
-
-@pytest.fixture
-def permissions(app, monkeypatch):
-    """Files-REST permissions: everything allowed unless an action is denied."""
-    denied = set()
-
-    def factory(obj, action):
-        return type("Permission", (), {"can": lambda self: action not in denied})()
-
-    state = app.extensions["invenio-files-rest"]
-    monkeypatch.setitem(state.__dict__, "permission_factory", factory)
-    return denied
 
 
 @pytest.fixture

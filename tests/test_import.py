@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """``POST <record files URL>?import=<pid_value>``: import another record's files."""
 
-import json
 from io import BytesIO
 
 import pytest
@@ -11,19 +10,7 @@ from invenio_records.models import RecordMetadata
 
 from invenio_records_files.api import Record
 
-from .helpers import create_record
-
-
-def body(response):
-    return json.loads(response.get_data(as_text=True))
-
-
-def upload(client, pid, key, data):
-    return client.put(
-        f"/api/records/{pid}/files/{key}",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
+from .helpers import body, create_record, upload
 
 
 def import_files(client, target, source):
@@ -45,7 +32,7 @@ def revision(record_id):
 def published(client, db, record):
     """Record 1 with three files (one with metadata), its bucket locked."""
     for key, data in (("b.txt", b"bb"), ("a.txt", b"a"), ("c.txt", b"ccc")):
-        assert upload(client, "1", key, data).status_code == 200
+        assert upload(client, key, data, pid="1").status_code == 200
     record = Record.get_record(record.id)
     record.files["a.txt"]["description"] = "first"
     record.commit()
@@ -62,7 +49,7 @@ def new_version(client, db, location):
 def test_import_copies_the_files_and_answers_the_listing(
     client, db, published, new_version
 ):
-    assert upload(client, "2", "own.txt", b"own").status_code == 200
+    assert upload(client, "own.txt", b"own", pid="2").status_code == 200
     before = revision(new_version.id)
     instances = FileInstance.query.count()
 
@@ -134,7 +121,7 @@ def test_redirected_source_is_followed(client, db, published, new_version):
 
 
 def test_collision_names_the_key_and_writes_nothing(client, db, published, new_version):
-    assert upload(client, "2", "c.txt", b"mine").status_code == 200
+    assert upload(client, "c.txt", b"mine", pid="2").status_code == 200
     before = revision(new_version.id)
     versions = ObjectVersion.query.count()
 
@@ -253,7 +240,7 @@ def test_python_copy_matches_rest_import(client, db, published, new_version, loc
 
 def test_import_then_upload_keeps_everything(client, db, published, new_version):
     assert import_files(client, "2", "1").status_code == 200
-    assert upload(client, "2", "c.txt", b"changed").status_code == 200
+    assert upload(client, "c.txt", b"changed", pid="2").status_code == 200
     record = stored(new_version.id)
     assert [e["key"] for e in record["_files"]] == ["b.txt", "a.txt", "c.txt"]
     assert client.get("/api/records/2/files/c.txt").get_data() == b"changed"

@@ -7,7 +7,6 @@ bucket our records create from ``FILES_REST_DEFAULT_QUOTA_SIZE`` and
 are in ``test_concurrency.py``.
 """
 
-import json
 from io import BytesIO
 
 import pytest
@@ -23,19 +22,7 @@ from invenio_records_files.api import Record
 from invenio_records_files.errors import TooManyFilesError
 from invenio_records_files.limits import check_max_files
 
-from .helpers import create_record
-
-
-def body(response):
-    return json.loads(response.get_data(as_text=True))
-
-
-def upload(client, key, data, pid="1"):
-    return client.put(
-        f"/api/records/{pid}/files/{key}",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
+from .helpers import body, create_record, upload
 
 
 def stored_files(tmp_path):

@@ -10,7 +10,6 @@ records-rest endpoint's own factories). Files-REST's factory denies
 everything meanwhile: on these endpoints the record's factory replaces it.
 """
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
@@ -30,6 +29,7 @@ from invenio_records_files.permissions import record_permission_factory
 from .helpers import (
     allow_all,
     as_user,
+    body,
     create_record,
     create_users,
     deny_all,
@@ -75,10 +75,6 @@ def request_as(app, user=None):
     with app.test_request_context("/", headers=as_user(user)):
         forget_user()
         yield
-
-
-def body(response):
-    return json.loads(response.get_data(as_text=True))
 
 
 @dataclass

@@ -7,7 +7,6 @@ The application is configured like production: the S3 settings come from
 
 import hashlib
 import importlib.metadata
-import json
 import re
 from io import BytesIO
 from pathlib import Path
@@ -18,24 +17,13 @@ from invenio_files_rest.models import FileInstance, Location, ObjectVersion
 
 from invenio_records_files.api import Record
 
+from .helpers import body, upload
 from .s3 import DEPLOYMENT_CONFIG, key_of, keys
 
 
 def s3_bytes(s3, fileinstance):
     bucket = fileinstance.uri.split("/")[2]
     return s3.get_object(Bucket=bucket, Key=key_of(fileinstance))["Body"].read()
-
-
-def body(response):
-    return json.loads(response.get_data(as_text=True))
-
-
-def upload(client, key, data):
-    return client.put(
-        f"/api/records/1/files/{key}",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
 
 
 def download(client, url):

@@ -11,6 +11,8 @@ import pytest
 
 from invenio_records_files.api import Record
 
+from .helpers import create_record
+
 
 def last_key(n):
     return f"file-{n - 1:03d}.txt"
@@ -186,20 +188,8 @@ def test_get_record_is_two_queries(db, location, statements):
 
 
 def record_with_many(n, db, pid_value):
-    from io import BytesIO
-
-    from invenio_pidstore.models import PersistentIdentifier, PIDStatus
-
-    record = Record.create({"title": f"{n} files"})
-    record.files = {f"file-{i:05d}.txt": BytesIO(b"%d" % i) for i in range(n)}
-    record.commit()
-    PersistentIdentifier.create(
-        "recid",
-        pid_value,
-        object_type="rec",
-        object_uuid=record.id,
-        status=PIDStatus.REGISTERED,
-    )
+    files = {f"file-{i:05d}.txt": BytesIO(b"%d" % i) for i in range(n)}
+    create_record(pid_value, {"title": f"{n} files"}, files=files)
 
 
 # -- copying a record's files (new versions) ------------------------------------

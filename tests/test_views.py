@@ -13,7 +13,7 @@ from invenio_records.models import RecordMetadata
 
 from invenio_records_files.views import create_blueprint_from_app
 
-from .helpers import create_app, create_record
+from .helpers import body, create_app, create_record, upload
 
 FILES = "http://localhost/api/records/{pid}/files"
 
@@ -29,35 +29,9 @@ def path(url):
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def body(response):
-    return json.loads(response.get_data(as_text=True))
-
-
 @pytest.fixture
 def other_record(db, location):
     return create_record("2")
-
-
-def upload(client, key, data, pid="1", **params):
-    return client.put(
-        f"/api/records/{pid}/files/{key}",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-        query_string=params,
-    )
-
-
-@pytest.fixture
-def permissions(app, monkeypatch):
-    """Files-REST permissions: everything allowed unless an action is denied."""
-    denied = set()
-
-    def factory(obj, action):
-        return type("Permission", (), {"can": lambda self: action not in denied})()
-
-    state = app.extensions["invenio-files-rest"]
-    monkeypatch.setitem(state.__dict__, "permission_factory", factory)
-    return denied
 
 
 # -- blueprint ---------------------------------------------------------------
