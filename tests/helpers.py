@@ -2,6 +2,7 @@
 """Test and benchmark helpers: an application factory and a statement counter."""
 
 import gc
+import io
 import json
 import os
 from contextlib import contextmanager
@@ -10,10 +11,12 @@ from flask import Flask, g
 from flask.testing import FlaskClient
 from flask_login import UserMixin
 from invenio_db import db
+from invenio_files_rest.storage import PyFSFileStorage
 from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from sqlalchemy import event
 
 from examples.app import create_app as create_example_app
+from invenio_records_files.api import Record
 
 
 def allow_all(*args, **kwargs):
@@ -140,8 +143,6 @@ def create_record(
 
     :param files: Streams by key, given to the record at once (bulk).
     """
-    from invenio_records_files.api import Record
-
     record = Record.create(data or {"title": f"Record {pid_value}"}, **kwargs)
     if files:
         record.files = files
@@ -224,3 +225,70 @@ def upload(client, key: str, data: bytes, pid: str = "1", **params):
         headers={"Content-Type": "application/octet-stream"},
         query_string=params,
     )
+
+
+class RecordingStorage(PyFSFileStorage):
+    """Local storage that remembers the files it opened for reading."""
+
+    opened: list = []
+
+    def open(self, mode="rb"):
+        """Open the file; remember it when read."""
+        fp = super().open(mode)
+        if mode == "rb":
+            RecordingStorage.opened.append(fp)
+        return fp
+
+
+class CustomKeyRecord(Record):
+    """A record keeping its bucket id under ``storage.bucket``."""
+
+    @classmethod
+    def dump_bucket(cls, data, bucket):
+        """Store the bucket id under ``storage.bucket``."""
+        data.setdefault("storage", {})["bucket"] = str(bucket.id)
+
+    @classmethod
+    def load_bucket(cls, record):
+        """Read the bucket id from ``storage.bucket``."""
+        return record.get("storage", {}).get("bucket", "")
+
+
+class RangeReader(io.RawIOBase):
+    """A seekable binary file of ``size`` bytes read by ranges.
+
+    Subclasses implement :meth:`fetch`; ``received`` counts the bytes fetched.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.position = 0
+        self.received = 0
+
+    def fetch(self, start: int, stop: int) -> bytes:
+        """Return the bytes ``start`` to ``stop`` (excluded)."""
+        raise NotImplementedError
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.position
+
+    def seek(self, offset, whence=0):
+        base = {0: 0, 1: self.position, 2: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer):
+        stop = min(self.position + len(buffer), self.size)
+        if stop <= self.position:
+            return 0
+        data = self.fetch(self.position, stop)
+        buffer[: len(data)] = data
+        self.position += len(data)
+        self.received += len(data)
+        return len(data)

@@ -19,6 +19,8 @@ from invenio_records_files.api import FileObject, FilesIterator, Record
 from invenio_records_files.errors import KeyExistsError
 from invenio_records_files.models import RecordsBuckets
 
+from .helpers import CustomKeyRecord
+
 
 def read_bytes(obj):
     """Read an object's bytes through the storage API."""
@@ -104,16 +106,6 @@ class SharedBucketRecord(Record):
     @classmethod
     def create_bucket(cls, data):
         return cls.shared
-
-
-class CustomKeyRecord(Record):
-    @classmethod
-    def dump_bucket(cls, data, bucket):
-        data.setdefault("storage", {})["bucket"] = str(bucket.id)
-
-    @classmethod
-    def load_bucket(cls, record):
-        return record.get("storage", {}).get("bucket", "")
 
 
 def test_create_bucket_returning_none(db, location):

@@ -16,17 +16,9 @@ from invenio_records_files.api import Record
 from invenio_records_files.check import KEYS_SHOWN, LEGACY
 from invenio_records_files.models import FileEntry, RecordsBuckets
 
+from .helpers import CustomKeyRecord
+
 FILE_FIELDS = ("bucket", "checksum", "file_id", "key", "size", "version_id")
-
-
-class CustomKeyRecord(Record):
-    @classmethod
-    def dump_bucket(cls, data, bucket):
-        data.setdefault("storage", {})["bucket"] = str(bucket.id)
-
-    @classmethod
-    def load_bucket(cls, record):
-        return record.get("storage", {}).get("bucket", "")
 
 
 @pytest.fixture
@@ -544,7 +536,7 @@ def test_record_class(check, db, location):
         f"{record.id}: bucket id in record is missing, "
         f"linked bucket is {record['storage']['bucket']}"
     )
-    result = check("--record-class", "tests.test_cli:CustomKeyRecord")
+    result = check("--record-class", "tests.helpers:CustomKeyRecord")
     assert result.exit_code == 0, result.output
 
 
@@ -552,7 +544,7 @@ def test_record_class_with_custom_bucket_key_is_fixed(check, db, location):
     record = create(db, record_class=CustomKeyRecord)
     bucket_id = record["storage"]["bucket"]
     drift(db, record, lambda json: json.update(storage={}))
-    args = ("--record-class", "tests.test_cli:CustomKeyRecord")
+    args = ("--record-class", "tests.helpers:CustomKeyRecord")
     assert check(*args).exit_code == 1
     assert check("--fix", *args).exit_code == 0
     assert stored(db, record)["storage"] == {"bucket": bucket_id}

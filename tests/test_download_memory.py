@@ -30,14 +30,14 @@ import pytest
 from flask import Response
 from invenio_db import db
 from invenio_files_rest.models import Location, ObjectVersion
-from invenio_files_rest.storage import PyFSFileStorage, pyfs_storage_factory
+from invenio_files_rest.storage import pyfs_storage_factory
 from sqlalchemy.engine import make_url
 from sqlalchemy_utils import create_database, drop_database
 from werkzeug.serving import make_server
 
 from examples.app import QuietHandler
 
-from .helpers import create_app, create_record
+from .helpers import RecordingStorage, create_app, create_record
 
 pytestmark = pytest.mark.database_independent
 
@@ -85,18 +85,6 @@ class Generated(io.RawIOBase):
         self.pending = self.pending[size:]
         self.remaining -= size
         return size
-
-
-class RecordingStorage(PyFSFileStorage):
-    """Local storage that remembers the files it opened for reading."""
-
-    opened: list = []
-
-    def open(self, mode="rb"):
-        fp = super().open(mode)
-        if mode == "rb":
-            RecordingStorage.opened.append(fp)
-        return fp
 
 
 def add_control_view(app):

@@ -20,7 +20,7 @@ from invenio_files_rest.storage import PyFSFileStorage, pyfs_storage_factory
 
 from invenio_records_files.download import FileChunks
 
-from .helpers import create_record
+from .helpers import RecordingStorage, create_record
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -71,18 +71,6 @@ def storage_class(app, monkeypatch):
         monkeypatch.setitem(state.__dict__, "storage_factory", factory)
 
     return use
-
-
-class RecordingStorage(PyFSFileStorage):
-    """Local storage that remembers the files it opened."""
-
-    opened: list = []
-
-    def open(self, mode="rb"):
-        fp = super().open(mode)
-        if mode == "rb":
-            RecordingStorage.opened.append(fp)
-        return fp
 
 
 class Trickle(io.RawIOBase):

@@ -27,7 +27,7 @@ from invenio_records_files.api import Record
 from invenio_records_files.extension import FilesExtension
 from invenio_records_files.models import FileEntry
 
-from .helpers import create_record
+from .helpers import CustomKeyRecord, create_record
 from .test_views import body, upload
 
 
@@ -171,16 +171,6 @@ def bump_version_elsewhere(db, record_id, **managed):
         .where(table.c.id == record_id)
         .values(version_id=table.c.version_id + 1, json={**json.scalar(), **managed})
     )
-
-
-class CustomKeyRecord(Record):
-    @classmethod
-    def dump_bucket(cls, data, bucket):
-        data.setdefault("storage", {})["bucket"] = str(bucket.id)
-
-    @classmethod
-    def load_bucket(cls, record):
-        return record.get("storage", {}).get("bucket", "")
 
 
 def test_managed_fields_follow_dump_and_load_bucket(db, location):
