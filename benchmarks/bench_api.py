@@ -31,7 +31,7 @@ import time
 import warnings
 from io import BytesIO
 
-from common import bench_app
+from common import bench_app, report
 from invenio_db import db
 from invenio_files_rest.models import Bucket, ObjectVersion
 from invenio_records.api import Record as PlainRecord
@@ -378,11 +378,7 @@ def main() -> int:
         if args.scale:
             bench_scale(counter, args.scale)
         counter.close()
-    if failures:
-        print(f"\nOVER BUDGET: {', '.join(failures)}")
-        return 1
-    print("\nall budgets met")
-    return 0
+    return report(failures)
 
 
 if __name__ == "__main__":

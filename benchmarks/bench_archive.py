@@ -35,11 +35,9 @@ import tempfile
 import threading
 import time
 import tracemalloc
-import warnings
 import zipfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from common import report
 from flask import Response
 from invenio_db import db
 from invenio_files_rest.models import Location, ObjectVersion
@@ -48,9 +46,6 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from examples.app import create_app
 from invenio_records_files.models import FileCRC32
 from tests.helpers import StatementCounter, create_record
-
-# SQLAlchemy-Continuum's savepoint warning (see setup.cfg): harmless noise here.
-warnings.filterwarnings("ignore", "nested transaction already deassociated")
 
 MIB = 1024 * 1024
 MEMORY_BUDGET = 64 * MIB
@@ -257,11 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         shutil.rmtree(directory, ignore_errors=True)
-    if failures:
-        print("\nOVER BUDGET: " + "; ".join(failures))
-        return 1
-    print("\nall budgets met")
-    return 0
+    return report(failures)
 
 
 if __name__ == "__main__":

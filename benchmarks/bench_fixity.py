@@ -26,7 +26,7 @@ import time
 import tracemalloc
 from io import BytesIO
 
-from common import bench_app
+from common import bench_app, report
 from invenio_db import db
 from invenio_files_rest.models import FileInstance, Location
 from sqlalchemy import update
@@ -150,11 +150,7 @@ def main() -> int:
         if peak_mib > PEAK_MIB_BUDGET:
             failures.append(f"peak memory {peak_mib:.2f} MiB")
         counter.close()
-    if failures:
-        print("\nOVER BUDGET: " + "; ".join(failures))
-        return 1
-    print("\nall budgets met")
-    return 0
+    return report(failures)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ import tracemalloc
 from io import BytesIO
 
 import scale
-from common import bench_app
+from common import bench_app, report
 from flask import Response, request
 from invenio_db import db
 from invenio_files_rest.models import Bucket, FileInstance, ObjectVersion
@@ -396,15 +396,6 @@ def main() -> int:
             counter.close()
     shutil.rmtree(directory, ignore_errors=True)
     return report(failures)
-
-
-def report(failures: list[str]) -> int:
-    """Print the budgets exceeded; return the exit status."""
-    if failures:
-        print("\nOVER BUDGET: " + "; ".join(failures))
-        return 1
-    print("\nall budgets met")
-    return 0
 
 
 if __name__ == "__main__":

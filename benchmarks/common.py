@@ -67,3 +67,12 @@ def bench_app(**config) -> Iterator:
                     db.engine.dispose()
     finally:
         shutil.rmtree(files, ignore_errors=True)
+
+
+def report(failures: list[str]) -> int:
+    """Print the budgets exceeded; return the exit status."""
+    if failures:
+        print("\nOVER BUDGET: " + "; ".join(failures))
+        return 1
+    print("\nall budgets met")
+    return 0
