@@ -17,8 +17,7 @@ from packaging.version import Version
 
 from invenio_records_files.api import Record
 
-from .helpers import create_record
-from .test_views import body, upload
+from .helpers import body, create_record, upload
 
 SERVER = "repository.example.org"
 

@@ -25,8 +25,7 @@ from werkzeug.exceptions import ClientDisconnected
 from invenio_records_files.api import Record
 from invenio_records_files.models import RecordsBuckets
 
-from .helpers import create_record
-from .test_views import body, upload
+from .helpers import body, create_record, upload
 
 
 @pytest.fixture

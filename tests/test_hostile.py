@@ -22,8 +22,7 @@ from invenio_pidstore.models import PersistentIdentifier
 from invenio_records_files.api import Record
 from invenio_records_files.errors import InvalidFileKeyError
 
-from .helpers import create_record
-from .test_views import body, upload
+from .helpers import body, create_record, upload
 
 
 def stored_files(tmp_path):

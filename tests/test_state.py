@@ -27,8 +27,7 @@ from invenio_records_files.api import Record
 from invenio_records_files.extension import FilesExtension
 from invenio_records_files.models import FileEntry
 
-from .helpers import CustomKeyRecord, create_record
-from .test_views import body, upload
+from .helpers import CustomKeyRecord, body, create_record, upload
 
 
 def stored_files(tmp_path):

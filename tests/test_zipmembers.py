@@ -18,8 +18,7 @@ from invenio_records_files.zipstream import iter_range
 
 from . import test_archive
 
-permissions = test_archive.permissions  # fixtures shared with the archive tests
-reads = test_archive.reads
+reads = test_archive.reads  # a fixture shared with the archive tests
 
 FILE = "/api/records/1/files/{key}"
 RNG = random.Random(42)  # noqa: S311 - test data
