@@ -45,6 +45,9 @@ step "Lint (ruff)"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 
+step "Layers (import-linter, contracts in .importlinter)"
+"$VENV/bin/lint-imports"
+
 step "Manifest (check-manifest)"
 "$VENV/bin/check-manifest" --no-build-isolation -q
 

@@ -31,8 +31,8 @@ from invenio_db import db
 from invenio_files_rest.models import FileInstance, Location
 from sqlalchemy import update
 
-from invenio_records_files import fixity
 from invenio_records_files.api import Record
+from invenio_records_files.maintenance import fixity
 from tests.helpers import StatementCounter
 
 STATEMENTS_PER_BATCH = 3

@@ -23,8 +23,8 @@ from invenio_db import db
 from invenio_files_rest.models import Bucket, FileInstance
 from sqlalchemy import text
 
-from invenio_records_files import objects
 from invenio_records_files.api import Record
+from invenio_records_files.store import objects
 from tests.helpers import create_record
 
 RATIO_TO_FILES_REST = 2.0

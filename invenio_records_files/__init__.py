@@ -16,7 +16,7 @@ database extension is set up.
 
 from importlib import import_module
 
-from .ext import InvenioRecordsFiles
+from invenio_records_files.ext import InvenioRecordsFiles
 
 __version__ = "5.0.0.dev0"
 

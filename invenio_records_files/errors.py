@@ -25,6 +25,10 @@ Error                            Also an instance of                   Status
 :class:`UploadCompletedError`    ``MultipartAlreadyCompleted``         409
 :class:`TooManyFilesError`       ``InvalidOperationError``             400
 :class:`PermissionDeniedError`   --                                    401/403
+:class:`RecordFilesRESTError`    --                                    any
+:class:`ZipMemberError`          --                                    4xx
+:class:`ArchiveRangeError`       --                                    416
+:class:`UnknownEndpointError`    ``KeyError``, ``ValueError``          --
 ================================ ===================================== ======
 """
 
@@ -290,3 +294,73 @@ class PermissionDeniedError(RecordFilesError):
             else "You must be logged in for this action.",
             **kwargs,
         )
+
+
+class RecordFilesRESTError(RecordFilesError):
+    """JSON error of the record files endpoints, with its HTTP status.
+
+    For conditions of the request itself (an unknown PID, a bad query
+    argument) that no more specific class names.
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(self, code: int, description: str) -> None:
+        """Initialize with an HTTP status ``code`` and a message."""
+        self.code = code
+        super().__init__(description=description)
+
+
+class ZipMemberError(RecordFilesError):
+    """A zip file or member that cannot be listed or extracted.
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(self, code: int, description: str) -> None:
+        """Initialize with an HTTP status ``code`` and a message."""
+        self.code = code
+        super().__init__(description=description)
+
+
+class ArchiveRangeError(RecordFilesError):
+    """The requested range is outside the archive (416).
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 416
+
+    def __init__(self, length: int) -> None:
+        """Initialize with the archive's ``length``."""
+        self.length = length
+        super().__init__(description=f"The archive has {length} bytes.")
+
+    def get_headers(self, environ=None, scope=None):
+        """Add ``Content-Range: bytes */<length>``."""
+        return [
+            *super().get_headers(environ, scope),
+            ("Content-Range", f"bytes */{self.length}"),
+        ]
+
+
+class UnknownEndpointError(KeyError, ValueError):
+    """An endpoint prefix of ``RECORDS_FILES_REST_ENDPOINTS`` is not defined.
+
+    A ``KeyError`` (as version 4 raised) and a ``ValueError``.
+
+    .. versionadded:: 5.0.0
+    """
+
+    def __init__(self, prefix: str, config_name: str) -> None:
+        """Initialize with the endpoint ``prefix`` and the ``config_name``."""
+        self.prefix = prefix
+        self.config_name = config_name
+        super().__init__(
+            f"Endpoint prefix {prefix!r} (RECORDS_FILES_REST_ENDPOINTS) is "
+            f"not defined in {config_name}."
+        )
+
+    def __str__(self) -> str:
+        """Say which prefix is missing from which configuration."""
+        return str(self.args[0])

@@ -6,9 +6,9 @@ from copy import deepcopy
 from flask import Flask
 from invenio_db import db
 
-from . import config
-from .cli import records_files
-from .transactions import listen
+from invenio_records_files import config
+from invenio_records_files.maintenance.cli import records_files
+from invenio_records_files.store.transactions import listen
 
 
 class InvenioRecordsFiles:

@@ -12,7 +12,7 @@ from invenio_db import db
 from invenio_records_rest.proxies import current_records_rest
 from werkzeug.routing import BuildError
 
-from .models import RecordsBuckets
+from invenio_records_files.store.models import RecordsBuckets
 
 _URL_ERRORS = (BuildError, RuntimeError)
 """What ``url_for`` raises for an unknown endpoint, or without a request

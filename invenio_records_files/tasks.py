@@ -10,7 +10,7 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 from invenio_db import db
 
-from . import fixity
+from invenio_records_files.maintenance import fixity
 
 logger = get_task_logger(__name__)
 

@@ -13,8 +13,8 @@ import pytest
 from invenio_files_rest.models import FileInstance, ObjectVersion
 from invenio_pidstore.models import PersistentIdentifier
 
-from invenio_records_files.archive import RecordArchive
 from invenio_records_files.models import FileCRC32
+from invenio_records_files.rest.archive import RecordArchive
 
 from . import helpers
 from .helpers import create_record, unzip_test

@@ -88,7 +88,7 @@ MEMBER_URLS = {
     "zip member &download": "/api/records/1/files/payloads.zip?member={key}&download",
 }
 
-HAS_MEMBERS = importlib.util.find_spec("invenio_records_files.zipmembers") is not None
+HAS_MEMBERS = importlib.util.find_spec("invenio_records_files.rest.members") is not None
 """Whether this tree serves the members of uploaded zips (``?member=``)."""
 
 SAFE_TYPES = {"text/plain", "application/octet-stream"}

@@ -11,9 +11,9 @@ import pytest
 from invenio_files_rest.models import Bucket, ObjectVersion
 from invenio_records.models import RecordMetadata
 
-from invenio_records_files import cli
 from invenio_records_files.api import Record
-from invenio_records_files.check import KEYS_SHOWN, LEGACY
+from invenio_records_files.maintenance import cli
+from invenio_records_files.maintenance.check import KEYS_SHOWN, LEGACY
 from invenio_records_files.models import FileEntry, RecordsBuckets
 
 from .helpers import CustomKeyRecord
@@ -107,7 +107,7 @@ def lines(result):
 @pytest.mark.database_independent
 def test_importing_the_cli_defines_no_models():
     code = (
-        "import sys, invenio_records_files.cli; "
+        "import sys, invenio_records_files.maintenance.cli; "
         "print([m for m in sys.modules if m.startswith('invenio') and "
         "m.endswith('.models')])"
     )

@@ -457,7 +457,7 @@ def test_only_the_links_need_a_search_client():
 
     code = (
         "import sys; import invenio_records_files.api, invenio_records_files.views, "
-        "invenio_records_files.cli, invenio_records_files.utils; "
+        "invenio_records_files.maintenance.cli, invenio_records_files.utils; "
         "print('invenio_search' in sys.modules)"
     )
     result = subprocess.run(

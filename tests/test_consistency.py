@@ -297,7 +297,7 @@ def commit_elsewhere(db, record_id, **changes):
 
 def add_file_elsewhere(db, record, key):
     """Add a file as another transaction's upload would (new revision)."""
-    from invenio_records_files import entries
+    from invenio_records_files.store import entries
 
     ObjectVersion.create(record.bucket, key, stream=BytesIO(key.encode()))
     entries.add(record.id, key)
@@ -591,7 +591,7 @@ def test_storage_error(client, record, app, monkeypatch, tmp_path, snapshot):
 def test_failure_after_the_bytes_are_stored(
     client, record, monkeypatch, tmp_path, snapshot
 ):
-    from invenio_records_files import sync
+    from invenio_records_files.services import files as sync
 
     def fail(*args, **kwargs):
         raise RuntimeError("database went away")
@@ -608,7 +608,7 @@ def test_failure_after_the_bytes_are_stored(
 @pytest.fixture
 def meanwhile(monkeypatch):
     """Run a change just before a write takes its locks."""
-    from invenio_records_files import sync
+    from invenio_records_files.services import files as sync
 
     changes = []
     original = sync.lock

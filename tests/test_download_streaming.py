@@ -18,7 +18,7 @@ from invenio_files_rest.models import ObjectVersion
 from invenio_files_rest.signals import file_downloaded
 from invenio_files_rest.storage import PyFSFileStorage, pyfs_storage_factory
 
-from invenio_records_files.download import FileChunks
+from invenio_records_files.rest.download import FileChunks
 
 from .helpers import RecordingStorage, create_record
 

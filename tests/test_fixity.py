@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from invenio_files_rest.models import Bucket, FileInstance, ObjectVersion
 
-from invenio_records_files import cli, fixity, tasks
+from invenio_records_files import tasks
 from invenio_records_files.api import Record
+from invenio_records_files.maintenance import cli, fixity
 
 from .helpers import create_record
 

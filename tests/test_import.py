@@ -250,8 +250,8 @@ def test_import_then_upload_keeps_everything(client, db, published, new_version)
 
 
 def test_sync_import_files_with_keys(db, published, new_version):
-    from invenio_records_files import sync
     from invenio_records_files.errors import MissingFileError
+    from invenio_records_files.services import files as sync
 
     with pytest.raises(MissingFileError) as error:
         sync.import_files(

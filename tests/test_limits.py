@@ -20,7 +20,7 @@ from invenio_files_rest.models import (
 
 from invenio_records_files.api import Record
 from invenio_records_files.errors import TooManyFilesError
-from invenio_records_files.limits import check_max_files
+from invenio_records_files.store.limits import check_max_files
 
 from .helpers import body, create_record, upload
 

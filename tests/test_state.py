@@ -22,10 +22,10 @@ from jsonschema.exceptions import ValidationError
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
-from invenio_records_files import transactions
 from invenio_records_files.api import Record
-from invenio_records_files.extension import FilesExtension
 from invenio_records_files.models import FileEntry
+from invenio_records_files.records.extension import FilesExtension
+from invenio_records_files.store import transactions
 
 from .helpers import CustomKeyRecord, body, create_record, upload
 

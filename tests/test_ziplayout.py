@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from invenio_records_files.ziplayout import (
+from invenio_records_files.zips.layout import (
     LIMIT32,
     Member,
     StoredZip,
@@ -18,7 +18,7 @@ from invenio_records_files.ziplayout import (
     safe_name,
     safe_names,
 )
-from invenio_records_files.zipstream import iter_range
+from invenio_records_files.zips.stream import iter_range
 
 from .helpers import RangeReader, unzip_test
 
@@ -166,9 +166,9 @@ def test_every_byte_and_zipfile(tmp_path):
 
 def test_crcs_computed_in_a_helper_thread(monkeypatch):
     """The zlib fallback hands large pieces to a thread: same CRC-32s."""
-    from invenio_records_files import zipstream
+    from invenio_records_files.zips import stream as zipstream
 
-    monkeypatch.setattr(zipstream._RunningCRC, "THREADED", 1000)
+    monkeypatch.setattr(zipstream, "THREADED", 1000)
     datas = [random.Random(2).randbytes(50_000), b"y" * 10, b"z" * 3000]  # noqa: S311
     layout, source = build(datas, ["a", "b", "c"])
     data = b"".join(iter_range(layout, source, chunk_size=4096))

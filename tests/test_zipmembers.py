@@ -12,9 +12,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from invenio_files_rest.models import ObjectVersion
 
-from invenio_records_files.ziplayout import Member, StoredZip
-from invenio_records_files.zipreader import ZipMemberError
-from invenio_records_files.zipstream import iter_range
+from invenio_records_files.zips.layout import Member, StoredZip
+from invenio_records_files.zips.reader import ZipMemberError
+from invenio_records_files.zips.stream import iter_range
 
 from . import test_archive
 

@@ -17,24 +17,17 @@ and the largest file size of its bucket (``FILES_REST_DEFAULT_QUOTA_SIZE``,
 
 from collections.abc import Collection
 
-from flask import current_app
 from invenio_db import db
 from invenio_files_rest.models import Bucket, ObjectVersion
 from sqlalchemy import case, func, select
 
-from .errors import TooManyFilesError
+from invenio_records_files import settings
+from invenio_records_files.errors import TooManyFilesError
 
 
 def max_files() -> int | None:
-    """Return ``RECORDS_FILES_MAX_FILES``, the most files a record may hold."""
-    limit = current_app.config.get("RECORDS_FILES_MAX_FILES")
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(
-            f"RECORDS_FILES_MAX_FILES must be None or an integer >= 0: {limit!r}"
-        )
-    return limit
+    """Return ``RECORDS_FILES_MAX_FILES`` (read by :mod:`.settings`)."""
+    return settings.max_files()
 
 
 def check_max_files(bucket: Bucket, keys: Collection[str]) -> None:

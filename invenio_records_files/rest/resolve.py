@@ -24,18 +24,12 @@ from invenio_pidstore.errors import (
 from invenio_pidstore.resolver import Resolver
 from sqlalchemy.orm.exc import NoResultFound
 
-from .api import FilesMixin, Record
-from .errors import NoBucketError, RecordFilesError
-from .state import state_of
-
-
-class RecordFilesRESTError(RecordFilesError):
-    """JSON error of the record files endpoints."""
-
-    def __init__(self, code: int, description: str) -> None:
-        """Initialize with an HTTP status ``code`` and a message."""
-        self.code = code
-        super().__init__(description=description)
+from invenio_records_files.errors import (
+    NoBucketError,
+    RecordFilesRESTError,
+)
+from invenio_records_files.records.record import FilesMixin, Record
+from invenio_records_files.records.state import state_of
 
 
 def _record_class_of(resolver: Resolver, default: type) -> type:

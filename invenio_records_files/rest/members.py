@@ -17,15 +17,17 @@ from collections.abc import Mapping
 from datetime import UTC
 from itertools import islice
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from invenio_files_rest.errors import FileInstanceUnreadableError
 from invenio_files_rest.helpers import send_stream
 from invenio_files_rest.models import Bucket, ObjectVersion
 from invenio_files_rest.views import ObjectResource
 
-from .archive import chunk_size
-from .serializer import object_url
-from .zipreader import (
+from invenio_records_files import settings
+from invenio_records_files.rest.archive import chunk_size
+from invenio_records_files.rest.serializer import object_url
+from invenio_records_files.store.checksums import crc32
+from invenio_records_files.zips.reader import (
     MemberStream,
     ZipDirectory,
     ZipEntry,
@@ -91,7 +93,7 @@ def _listing_url(obj: ObjectVersion, **params) -> str:
 
 def list_members(obj: ObjectVersion) -> Response:
     """Answer a page of the entries of the zip file ``obj``."""
-    limit = current_app.config["RECORDS_FILES_MEMBERS_PAGE_SIZE"]
+    limit = settings.members_page_size()
     page = _int_arg("page", 1)
     size = _int_arg("size", limit, maximum=limit)
     with obj.file.storage().open("rb") as fp:
@@ -128,19 +130,18 @@ def list_members(obj: ObjectVersion) -> Response:
 
 def send_member(obj: ObjectVersion, name: str) -> Response:
     """Stream the member ``name`` of the zip file ``obj``, decompressed."""
-    config = current_app.config
     fp = obj.file.storage().open("rb")
     try:
         entry = ZipDirectory(fp, obj.file.size).find(name)
         check_member(
             entry,
-            config["RECORDS_FILES_MEMBER_MAX_SIZE"],
-            config["RECORDS_FILES_MEMBER_MAX_RATIO"],
+            settings.member_max_size(),
+            settings.member_max_ratio(),
         )
     except BaseException:
         fp.close()
         raise
-    stream = MemberStream(fp, obj.file.size, entry, chunk_size())
+    stream = MemberStream(fp, obj.file.size, entry, chunk_size(), crc32)
     return send_stream(
         stream,
         entry.name.rsplit("/", 1)[-1],

@@ -66,7 +66,7 @@ def check(fix: bool, batch_size: int, record_class) -> None:
     A record that cannot be fixed is reported and the others go on. Orphan
     buckets are reported, never deleted.
     """
-    from . import check as checks
+    from invenio_records_files.maintenance import check as checks
 
     checked = disagreeing = fixed = 0
     with click.progressbar(
@@ -170,7 +170,7 @@ def verify(
     """
     from invenio_pidstore.errors import PIDDoesNotExistError
 
-    from . import fixity
+    from invenio_records_files.maintenance import fixity
 
     if all_files and older_than is not None:
         raise click.UsageError("Give --all or --older-than, not both.")

@@ -11,20 +11,20 @@ the source for it.
 .. versionadded:: 5.0.0
 """
 
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Protocol
 
-from .ziplayout import StoredZip
+from invenio_records_files.zips.layout import StoredZip
 
-try:  # ISA-L's CRC-32 runs at tens of GB/s, zlib's at a few
-    from isal.isal_zlib import crc32
+CRC32 = Callable[[bytes, int], int]
+"""A CRC-32 function: ``crc32(data, value)``, as :func:`zlib.crc32`."""
 
-    _THREADED = None  # faster inline than handed to a thread
-except ImportError:  # pragma: no cover - isal is installed with this package
-    from zlib import crc32
-
-    _THREADED = 256 * 1024
+THREADED = 256 * 1024
+"""With :func:`zlib.crc32`, pieces this large have their CRC-32 computed in a
+helper thread (zlib releases the GIL); any other function (ISA-L's, tens of
+GB/s) runs inline, where a hand-off to a thread would cost more."""
 
 
 class MemberSource(Protocol):
@@ -49,6 +49,7 @@ def iter_range(
     start: int = 0,
     stop: int | None = None,
     chunk_size: int = 1024 * 1024,
+    crc32: CRC32 = zlib.crc32,
 ) -> Iterator[bytes]:
     """Yield the bytes ``start`` to ``stop`` (excluded) of the archive.
 
@@ -65,7 +66,7 @@ def iter_range(
         raise ValueError(f"Invalid range {start}-{stop} of {layout.size} bytes.")
     writer = _Chunks(chunk_size)
     crcs: dict[int, int] = {}
-    running = _RunningCRC()
+    running = _RunningCRC(crc32)
     try:
         yield from _iter_range(layout, source, start, stop, writer, crcs, running)
     finally:
@@ -153,15 +154,15 @@ class _RunningCRC:
     fast that handing a chunk to a thread costs more than computing it.
     """
 
-    THREADED = _THREADED
-
-    def __init__(self) -> None:
+    def __init__(self, crc32: CRC32 = zlib.crc32) -> None:
+        self.crc32 = crc32
+        self.threshold = THREADED if crc32 is zlib.crc32 else None
         self.value = 0
         self._executor = None
         self._pending = None
 
     def _update(self, data: bytes) -> None:
-        self.value = crc32(data, self.value)
+        self.value = self.crc32(data, self.value)
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -171,7 +172,7 @@ class _RunningCRC:
     def add(self, data: bytes) -> None:
         """Add the next piece."""
         self._wait()
-        if self.THREADED is None or len(data) < self.THREADED:
+        if self.threshold is None or len(data) < self.threshold:
             self._update(data)
             return
         if self._executor is None:

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from invenio_rest.errors import RESTException
-
-from .zipstream import crc32
+from invenio_records_files.errors import ZipMemberError
+from invenio_records_files.zips.stream import CRC32
 
 END = struct.Struct("<4sHHHHIIH")
 END64 = struct.Struct("<4sQHHIIQQQQ")
@@ -42,15 +41,6 @@ WINDOW = 64 * 1024
 STORED, DEFLATED, BZIP2 = 0, 8, 12
 METHODS = {STORED: "stored", DEFLATED: "deflated", BZIP2: "bzip2"}
 OTHER_METHODS = {1: "shrunk", 6: "imploded", 9: "deflate64", 14: "lzma", 93: "zstd"}
-
-
-class ZipMemberError(RESTException):
-    """A zip file or member that cannot be listed or extracted."""
-
-    def __init__(self, code: int, description: str) -> None:
-        """Initialize with an HTTP status ``code`` and a message."""
-        self.code = code
-        super().__init__(description=description)
 
 
 def not_a_zip(reason: str) -> ZipMemberError:
@@ -337,10 +327,16 @@ class MemberStream:
     """
 
     def __init__(
-        self, fp: BinaryIO, file_size: int, entry: ZipEntry, chunk_size: int
+        self,
+        fp: BinaryIO,
+        file_size: int,
+        entry: ZipEntry,
+        chunk_size: int,
+        crc32: CRC32 = zlib.crc32,
     ) -> None:
-        """Read the local header, start decompressing."""
+        """Read the local header, start decompressing (``crc32`` checks it)."""
         self.fp = fp
+        self.crc32 = crc32
         self.entry = entry
         self.chunk_size = chunk_size
         try:
@@ -378,7 +374,7 @@ class MemberStream:
                 produced += len(out)
                 if produced > entry.size:
                     raise not_a_zip("member data longer than its declared size")
-                crc = crc32(out, crc)
+                crc = self.crc32(out, crc)
                 if held is not None:
                     yield held
                 held = out

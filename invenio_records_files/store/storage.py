@@ -26,7 +26,8 @@ from invenio_files_rest.models import (
 )
 from sqlalchemy import delete, select
 
-from .transactions import on_commit
+from invenio_records_files import settings
+from invenio_records_files.store.transactions import on_commit
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def write_file(
             stream,
             size=size,
             size_limit=size_limit,
-            chunk_size=current_app.config.get("RECORDS_FILES_UPLOAD_CHUNK_SIZE"),
+            chunk_size=settings.upload_chunk_size(),
             default_location=destination.location,
             default_storage_class=destination.storage_class,
         )

@@ -30,7 +30,6 @@ point to the failed files. Nothing is committed here: the callers (the
 .. versionadded:: 5.0.0
 """
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +42,8 @@ from invenio_pidstore.models import PersistentIdentifier
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .models import RecordsBuckets
+from invenio_records_files.store import checksums
+from invenio_records_files.store.models import RecordsBuckets
 
 BATCH_SIZE = 100
 """Default number of file instances verified per batch."""
@@ -246,8 +246,8 @@ def check_bytes(fileinstance: FileInstance, chunk_size: int = CHUNK_SIZE) -> Che
     expected = fileinstance.checksum
     if not expected:
         return Check(None, "cannot verify: no checksum stored")
-    algorithm, _, _ = expected.partition(":")
-    digest = _hasher(algorithm)
+    algorithm = expected.partition(":")[0]
+    digest = checksums.hasher(algorithm)
     if digest is None:
         return Check(None, f"cannot verify: unknown algorithm {algorithm!r}")
     if not fileinstance.uri:
@@ -268,18 +268,6 @@ def check_bytes(fileinstance: FileInstance, chunk_size: int = CHUNK_SIZE) -> Che
     if size != fileinstance.size:
         found += f" ({size} bytes, {fileinstance.size} expected)"
     return Check(False, found)
-
-
-def _hasher(algorithm: str):
-    """Return a new hash object for ``algorithm`` (``None`` if unknown)."""
-    for name in dict.fromkeys((algorithm.lower(), algorithm.lower().replace("-", ""))):
-        try:
-            digest = hashlib.new(name, usedforsecurity=False)
-        except (ValueError, TypeError):
-            continue
-        if digest.digest_size:  # not a variable-length (shake) digest
-            return digest
-    return None
 
 
 def _selected(checked_before: datetime, record_ids: list | None):

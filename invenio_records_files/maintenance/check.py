@@ -80,7 +80,7 @@ def batches(size: int) -> Iterator[Batch]:
     from invenio_records.models import RecordMetadata
     from sqlalchemy import select
 
-    from .models import RecordsBuckets
+    from invenio_records_files.store.models import RecordsBuckets
 
     after = None
     while True:
@@ -117,7 +117,7 @@ def _linked(query):
     """Restrict ``query`` to records that are not deleted and have a bucket."""
     from invenio_records.models import RecordMetadata
 
-    from .models import RecordsBuckets
+    from invenio_records_files.store.models import RecordsBuckets
 
     return query.join(
         RecordsBuckets, RecordsBuckets.record_id == RecordMetadata.id
@@ -127,7 +127,7 @@ def _linked(query):
 def _listed(record_ids: list) -> dict[Any, list[str]]:
     from sqlalchemy import select
 
-    from .models import FileEntry
+    from invenio_records_files.store.models import FileEntry
 
     query = (
         select(FileEntry.record_id, FileEntry.key)
@@ -165,7 +165,7 @@ def orphan_buckets(limit: int) -> tuple[int, list]:
     from invenio_files_rest.models import Bucket
     from sqlalchemy import exists, func, select
 
-    from .models import RecordsBuckets
+    from invenio_records_files.store.models import RecordsBuckets
 
     query = (
         select(Bucket.id, func.count().over())
@@ -225,8 +225,8 @@ def fix(record_class, found: Problem) -> bool:
 
     :returns: Whether the record was repaired.
     """
-    from . import entries
-    from .state import state_of
+    from invenio_records_files.records.state import state_of
+    from invenio_records_files.store import entries
 
     if len(found.reasons) == 1 and found.reasons[0].startswith("linked to "):
         found.outcome = "not fixed: several buckets"

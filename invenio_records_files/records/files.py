@@ -18,45 +18,27 @@ from collections.abc import Iterable, KeysView, Mapping
 from copy import copy
 from typing import Any
 
-from flask import current_app
 from invenio_db import db
-from invenio_files_rest.errors import FileSizeError
 from invenio_files_rest.models import Bucket, ObjectVersion, ObjectVersionTag
 from sqlalchemy.orm import joinedload
 
-from . import copying, entries, limits, objects
-from .entries import MANAGED_FIELDS, describe
-from .errors import (
+from invenio_records_files.errors import (
     DeletedBucketError,
-    InvalidFileKeyError,
     KeyExistsError,
     LockedBucketError,
+    MissingFileError,
 )
-from .storage import Destination, remove_quietly, write_file, written_file
-from .utils import sorted_files_from_bucket
-
-CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x20), 0x7F]))
-"""Characters refused in file keys and tags (U+0000-U+001F, U+007F)."""
-
-
-def check_key(key: Any, max_length: int | None = None) -> None:
-    """Refuse a file key that cannot be stored or served.
-
-    :raises TypeError: if ``key`` is not a string.
-    :raises invenio_records_files.errors.InvalidFileKeyError: if it is empty,
-        longer than ``FILES_REST_OBJECT_KEY_MAX_LEN``, or contains a control
-        character.
-    """
-    if not isinstance(key, str):
-        raise TypeError(f"File key must be a string, not {type(key).__name__}.")
-    if not key:
-        raise InvalidFileKeyError(key, "Filename must not be empty.")
-    if max_length is None:
-        max_length = current_app.config["FILES_REST_OBJECT_KEY_MAX_LEN"]
-    if len(key) > max_length:
-        raise InvalidFileKeyError(key, "Filename is too long.")
-    if not CONTROL_CHARACTERS.isdisjoint(key):
-        raise InvalidFileKeyError(key, "Filename must not contain control characters.")
+from invenio_records_files.store import copying, entries
+from invenio_records_files.store import keys as file_keys
+from invenio_records_files.store.entries import MANAGED_FIELDS, describe
+from invenio_records_files.store.keys import check_key
+from invenio_records_files.store.publish import NewFile, publish, unpublish
+from invenio_records_files.store.storage import (
+    Destination,
+    remove_quietly,
+    write_file,
+    written_file,
+)
 
 
 class FileObject:
@@ -153,18 +135,13 @@ class FilesIterator:
         self.model = record.model
         self.file_cls = file_cls or FileObject
         self.bucket = bucket if bucket is not None else getattr(record, "bucket", None)
-        listed = record.get("_files")
-        self.filesmap = OrderedDict(
-            (entry["key"], entry)
-            for entry in (listed if isinstance(listed, list) else [])
-            if isinstance(entry, dict) and isinstance(entry.get("key"), str)
-        )
+        self.filesmap = OrderedDict(file_keys.listed_entries(record.get("_files")))
 
     # -- reading ------------------------------------------------------------
 
     def _objects(self, bucket: Bucket | None = None) -> list[ObjectVersion]:
         """Load the bucket's files (one query), in the record's order."""
-        return sorted_files_from_bucket(
+        return file_keys.sorted_files_from_bucket(
             bucket if bucket is not None else self.bucket, list(self.filesmap)
         )
 
@@ -254,6 +231,32 @@ class FilesIterator:
         attach = bucket is None or bucket.id == self.bucket.id
         return [self._wrap(obj, attach=attach).dumps() for obj in self._objects(bucket)]
 
+    def current_files(
+        self, keys: Iterable[str] | None = None
+    ) -> list[tuple[ObjectVersion, dict]]:
+        """Return the current files with their per-file metadata, in order.
+
+        One query (the head versions with their file instances); the order
+        and the metadata come from ``_files``. Used to copy these files into
+        another record (:meth:`copy_from`).
+
+        :param keys: Only these files (still in this record's order).
+        :raises KeyError: if a key of ``keys`` is not a current file.
+
+        .. versionadded:: 5.0.0
+        """
+        current = self._objects()
+        if keys is not None:
+            by_key = {obj.key: obj for obj in current}
+            wanted = dict.fromkeys(keys)
+            for key in wanted:
+                if key not in by_key:
+                    raise KeyError(key)
+            current = [obj for obj in current if obj.key in wanted]
+        return [
+            (obj, entries.custom(self.filesmap.get(obj.key, {}))) for obj in current
+        ]
+
     # -- writing ------------------------------------------------------------
 
     def flush(self) -> None:
@@ -297,11 +300,6 @@ class FilesIterator:
                 f"not {type(stream).__name__}."
             )
 
-    def _check_quota(self, size: int) -> None:
-        quota = self.bucket.quota_size
-        if quota is not None and self.bucket.size + size > quota:
-            raise FileSizeError(description="Bucket quota exceeded.")
-
     def __setitem__(self, key: str, stream) -> None:
         """Add a file, or a new version of an existing one.
 
@@ -332,11 +330,10 @@ class FilesIterator:
             destination, stream, size_limit=self.bucket.size_limit
         ) as fileinstance:
             self._lock()
-            limits.check_max_files(self.bucket, [key])
-            self._check_quota(fileinstance.size)
             with db.session.begin_nested():
-                obj = ObjectVersion.create(self.bucket, key, _file_id=fileinstance)
-                entries.add(self.record.id, key)
+                (obj,) = publish(
+                    self.bucket, [NewFile(key, file=fileinstance)], self.record.id
+                )
         data = self.filesmap.setdefault(key, {})
         self.file_cls(obj, data).dumps()
         self._write_record()
@@ -369,12 +366,12 @@ class FilesIterator:
                     )
                 )
             self._lock()
-            limits.check_max_files(self.bucket, [key for key, _ in written])
-            self._check_quota(sum(fileinstance.size for _, fileinstance in written))
             with db.session.begin_nested():
-                db.session.add_all(fileinstance for _, fileinstance in written)
-                created = objects.create_heads(self.bucket, written)
-                entries.add_many(self.record.id, ((key, {}) for key, _ in written))
+                created = publish(
+                    self.bucket,
+                    [NewFile(key, file=fileinstance) for key, fileinstance in written],
+                    self.record.id,
+                )
         except BaseException:
             for _, fileinstance in written:
                 remove_quietly(fileinstance.storage())
@@ -420,8 +417,9 @@ class FilesIterator:
             raise TypeError("keys must be a collection of keys, not a string.")
         self._check_writable()
         self._lock()
-        files = copying.source_files(source, keys)
-        created = copying.copy_files(self.record.id, self.bucket, files)
+        files = source.current_files(keys)
+        with db.session.begin_nested():
+            created = copying.copy_files(self.record.id, self.bucket, files)
         for obj, (_, data) in zip(created, files, strict=True):
             self.filesmap.pop(obj.key, None)
             entry = self.filesmap[obj.key] = dict(data)
@@ -440,11 +438,11 @@ class FilesIterator:
         """
         self._check_writable()
         self._lock()
-        if self._get_object(key) is None:
-            raise KeyError(key)
-        with db.session.begin_nested():
-            ObjectVersion.delete(self.bucket, key)
-            entries.remove(self.record.id, [key])
+        try:
+            with db.session.begin_nested():
+                unpublish(self.bucket, key, record_id=self.record.id)
+        except MissingFileError as error:
+            raise KeyError(key) from error
         self.filesmap.pop(key, None)
         self._write_record()
         self._stored(key, None)

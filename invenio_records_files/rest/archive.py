@@ -23,22 +23,26 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import BinaryIO
 
 from flask import Flask, Response, current_app, request
 from invenio_db import db
 from invenio_files_rest.errors import FileInstanceUnreadableError
 from invenio_files_rest.models import Bucket, FileInstance, ObjectVersion
-from invenio_rest.errors import RESTException
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 
-from .models import FileCRC32
-from .ziplayout import Member, StoredZip, safe_names, utc_naive
-from .zipstream import crc32, iter_range
+from invenio_records_files import settings
+from invenio_records_files.errors import ArchiveRangeError
+from invenio_records_files.store.checksums import crc32
+from invenio_records_files.store.keys import in_files_order, listed_keys
+from invenio_records_files.store.models import FileCRC32
+from invenio_records_files.zips.layout import Member, StoredZip, safe_names, utc_naive
+from invenio_records_files.zips.stream import iter_range
 
 ARCHIVE_FORMAT = 1
 """Version of the layout; part of the ETag, bumped when the bytes change."""
@@ -50,27 +54,7 @@ CRC_BATCH_BYTES = 1024**3
 
 def chunk_size() -> int:
     """Bytes per chunk of a download (``RECORDS_FILES_DOWNLOAD_CHUNK_SIZE``)."""
-    return current_app.config.get("RECORDS_FILES_DOWNLOAD_CHUNK_SIZE") or (
-        DEFAULT_CHUNK_SIZE
-    )
-
-
-class ArchiveRangeError(RESTException):
-    """The requested range is outside the archive (416)."""
-
-    code = 416
-
-    def __init__(self, length: int) -> None:
-        """Initialize with the archive's ``length``."""
-        self.length = length
-        super().__init__(description=f"The archive has {length} bytes.")
-
-    def get_headers(self, environ=None, scope=None):
-        """Add ``Content-Range: bytes */<length>``."""
-        return [
-            *super().get_headers(environ, scope),
-            ("Content-Range", f"bytes */{self.length}"),
-        ]
+    return settings.download_chunk_size()
 
 
 @dataclass(frozen=True)
@@ -79,6 +63,7 @@ class ArchiveFile:
 
     key: str
     modified: datetime
+    version_id: object
     file_id: object
     uri: str
     storage_class: str | None
@@ -87,6 +72,16 @@ class ArchiveFile:
     readable: bool
     file_updated: datetime | None
     cached_crc: int | None
+
+    def as_object(self, bucket: Bucket) -> ObjectVersion:
+        """Return a (transient) head version of this file, for permission checks."""
+        return ObjectVersion(
+            bucket_id=bucket.id,
+            key=self.key,
+            version_id=self.version_id,
+            file_id=self.file_id,
+            is_head=True,
+        )
 
     def open(self) -> BinaryIO:
         """Open the file through its storage (needs an application context)."""
@@ -113,6 +108,7 @@ def load_files(record, bucket: Bucket) -> list[ArchiveFile]:
         db.session.query(
             ObjectVersion.key,
             ObjectVersion.updated,
+            ObjectVersion.version_id,
             FileInstance.id,
             FileInstance.uri,
             FileInstance.storage_class,
@@ -130,18 +126,12 @@ def load_files(record, bucket: Bucket) -> list[ArchiveFile]:
         .order_by(ObjectVersion.key)
         .all()
     )
-    entries = record.get("_files")
-    keys = [
-        entry["key"]
-        for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and isinstance(entry.get("key"), str)
-    ]
-    position = {key: index for index, key in reversed(list(enumerate(keys)))}
-    rows.sort(key=lambda row: position.get(row[0], len(keys)))
+    rows = in_files_order(rows, listed_keys(record.get("_files")), key=itemgetter(0))
     return [
         ArchiveFile(
             key=key,
             modified=modified,
+            version_id=version_id,
             file_id=file_id,
             uri=uri,
             storage_class=storage_class,
@@ -158,6 +148,7 @@ def load_files(record, bucket: Bucket) -> list[ArchiveFile]:
         for (
             key,
             modified,
+            version_id,
             file_id,
             uri,
             storage_class,
@@ -200,6 +191,10 @@ class RecordArchive:
         if not all(file.readable for file in files):
             raise FileInstanceUnreadableError()
         return cls(files)
+
+    def objects(self, bucket: Bucket) -> list[ObjectVersion]:
+        """Return the archived files as (transient) object versions of ``bucket``."""
+        return [file.as_object(bucket) for file in self.files]
 
     @property
     def size(self) -> int:
@@ -244,7 +239,7 @@ class RecordArchive:
         def generate():
             try:
                 yield from iter_range(
-                    self.layout, source, start, stop, source.chunk_size
+                    self.layout, source, start, stop, source.chunk_size, crc32
                 )
             finally:
                 source.flush()

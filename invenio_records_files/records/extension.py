@@ -19,10 +19,10 @@ the record's :class:`~invenio_records_files.state.FilesState`:
 from invenio_db import db
 from invenio_records.extensions import RecordExtension
 
-from . import entries
-from .models import RecordsBuckets
-from .state import state_of
-from .storage import remove_bucket
+from invenio_records_files.records.state import state_of
+from invenio_records_files.store import entries
+from invenio_records_files.store.models import RecordsBuckets
+from invenio_records_files.store.storage import remove_bucket
 
 
 class FilesExtension(RecordExtension):

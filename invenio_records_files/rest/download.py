@@ -14,7 +14,6 @@ bytes are always read through the storage API; a storage with a
 .. versionadded:: 5.0.0
 """
 
-import base64
 import io
 
 from flask import Response, current_app, request
@@ -27,16 +26,8 @@ from invenio_files_rest.storage import FileStorage, PyFSFileStorage
 from invenio_files_rest.views import check_permission
 from werkzeug.exceptions import HTTPException
 
-_DIGEST_ALGORITHMS = {
-    "md5": "md5",
-    "sha1": "sha",
-    "sha-1": "sha",
-    "sha256": "sha-256",
-    "sha-256": "sha-256",
-    "sha512": "sha-512",
-    "sha-512": "sha-512",
-}
-# RFC 3230 / RFC 5843 names of the algorithms of Files-REST checksums.
+from invenio_records_files import settings
+from invenio_records_files.store import checksums
 
 _OBJECT_STATUSES = frozenset({200, 206, 304})
 
@@ -200,7 +191,7 @@ def send_file(
             mimetype=mimetype,
             restricted=restricted,
             etag=checksum,
-            content_md5=_md5_hex(checksum),
+            content_md5=checksums.md5_hex(checksum),
             trusted=trusted,
             as_attachment=as_attachment,
         )
@@ -218,15 +209,7 @@ def send_file(
 
 
 def _chunk_size() -> int:
-    return current_app.config["RECORDS_FILES_DOWNLOAD_CHUNK_SIZE"]
-
-
-def _md5_hex(checksum: str | None) -> str | None:
-    if checksum:
-        algorithm, _, value = checksum.partition(":")
-        if algorithm == "md5":
-            return value
-    return None
+    return settings.download_chunk_size()
 
 
 def _set_body(response: Response, storage, fp) -> None:
@@ -269,21 +252,14 @@ def _is_local_file(storage, fp) -> bool:
 def _add_digest(response: Response, checksum: str | None) -> Response:
     """Add the RFC 3230 ``Digest`` header of the stored ``checksum``.
 
-    ``md5:<hex>`` gives ``Digest: md5=<base64>``; SHA-1, SHA-256 and SHA-512
-    get their RFC 3230 / RFC 5843 names; other algorithms (and responses that
-    do not carry the file: redirects, errors) get no header.
+    Only on responses that carry the file (not redirects or errors), and
+    only for algorithms with an RFC 3230 name (:mod:`.checksums`).
     """
-    if response.status_code not in _OBJECT_STATUSES or not checksum:
+    if response.status_code not in _OBJECT_STATUSES:
         return response
-    algorithm, _, value = checksum.partition(":")
-    name = _DIGEST_ALGORITHMS.get(algorithm.lower())
-    if name is None:
-        return response
-    try:
-        digest = bytes.fromhex(value)
-    except ValueError:
-        return response
-    response.headers["Digest"] = f"{name}={base64.b64encode(digest).decode()}"
+    digest = checksums.digest_header(checksum)
+    if digest is not None:
+        response.headers["Digest"] = digest
     return response
 
 

@@ -21,7 +21,7 @@ from invenio_files_rest.models import FileInstance, ObjectVersion
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import FileEntry, RecordsBuckets
+from invenio_records_files.store.models import FileEntry, RecordsBuckets
 
 MANAGED_FIELDS = ("bucket", "checksum", "file_id", "key", "size", "version_id")
 """Fields of a ``_files`` entry that come from the bucket, never from users."""

@@ -17,10 +17,9 @@ savepoint it was learnt in (:func:`invenio_records_files.transactions.stands`):
 after a rollback the state forgets the lock, and a bucket created in the
 rolled back savepoint.
 
-The lock order is the same for every writer (Python API, REST endpoints,
-``records-files check --fix``): the record's row, then the bucket's row
-(``SELECT ... FOR UPDATE``), before changing either. On SQLite, which locks
-the whole database for writes, the same queries run without ``FOR UPDATE``.
+The lock order is the same for every writer: the record's row, then the
+bucket's row, then an upload (:mod:`invenio_records_files.store.locks`
+holds the order and every ``SELECT ... FOR UPDATE``).
 
 .. versionadded:: 5.0.0
 """
@@ -38,19 +37,14 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import entries
-from .errors import (
-    DeletedBucketError,
-    LockedBucketError,
-    RecordGoneError,
-    UploadCompletedError,
-    UploadGoneError,
-)
-from .models import RecordsBuckets
-from .transactions import current, stands
+from invenio_records_files.errors import RecordGoneError
+from invenio_records_files.store import entries
+from invenio_records_files.store.locks import check_writable, lock_row
+from invenio_records_files.store.models import RecordsBuckets
+from invenio_records_files.store.transactions import current, stands
 
 if TYPE_CHECKING:
-    from .api import FilesMixin
+    from invenio_records_files.records.record import FilesMixin
 
 _UNKNOWN = object()
 _STATES: WeakKeyDictionary = WeakKeyDictionary()
@@ -391,50 +385,3 @@ class FilesState:
             stored[key] = entries.copy_json(entry)
         dict.__setitem__(record, "_files", final)
         self.base = stored
-
-
-def lock_row(instance) -> None:
-    """Reload ``instance`` and lock its row (``SELECT ... FOR UPDATE OF``)."""
-    with db.session.no_autoflush:
-        db.session.refresh(instance, with_for_update={"of": type(instance)})
-
-
-def lock_bucket(bucket: Bucket) -> None:
-    """Lock and reload ``bucket`` alone (for writes that leave the record be).
-
-    :raises invenio_records_files.errors.LockedBucketError: if it is locked.
-    :raises invenio_records_files.errors.DeletedBucketError: if it is
-        deleted.
-    """
-    lock_row(bucket)
-    check_writable(bucket)
-
-
-def lock_upload(multipart) -> None:
-    """Lock and reload a multipart upload, after its record and bucket.
-
-    :raises invenio_records_files.errors.UploadGoneError: if it was completed
-        or aborted meanwhile.
-    :raises invenio_records_files.errors.UploadCompletedError: if it is
-        completed already.
-    """
-    upload_id = multipart.upload_id
-    try:
-        lock_row(multipart)
-    except InvalidRequestError as error:  # the row is gone
-        raise UploadGoneError(upload_id) from error
-    if multipart.completed:
-        raise UploadCompletedError(upload_id)
-
-
-def check_writable(bucket: Bucket) -> None:
-    """Refuse writes to a locked or deleted bucket.
-
-    :raises invenio_records_files.errors.LockedBucketError: if it is locked.
-    :raises invenio_records_files.errors.DeletedBucketError: if it is
-        deleted.
-    """
-    if bucket.locked:
-        raise LockedBucketError(bucket.id)
-    if bucket.deleted:
-        raise DeletedBucketError(bucket.id)
