@@ -4,26 +4,5 @@
 They live in :mod:`invenio_records_files.rest.serializer`.
 """
 
-from invenio_records_files.rest.serializer import (
-    RecordBucketSchema,
-    RecordMultipartObjectSchema,
-    RecordObjectVersionSchema,
-    RecordPartSchema,
-    archive_url,
-    bucket_url,
-    json_serializer,
-    object_url,
-    serializer_mapping,
-)
-
-__all__ = (
-    "RecordBucketSchema",
-    "RecordMultipartObjectSchema",
-    "RecordObjectVersionSchema",
-    "RecordPartSchema",
-    "archive_url",
-    "bucket_url",
-    "json_serializer",
-    "object_url",
-    "serializer_mapping",
-)
+from invenio_records_files.rest.serializer import *  # noqa: F403
+from invenio_records_files.rest.serializer import __all__  # noqa: F401

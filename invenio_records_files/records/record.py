@@ -16,8 +16,7 @@ change to one file writes one small row, whatever the number of files.
 from collections.abc import Mapping
 
 from invenio_db import db
-from invenio_files_rest.errors import InvalidOperationError
-from invenio_files_rest.models import Bucket, ObjectVersion
+from invenio_files_rest.models import Bucket
 from invenio_records.api import Record as _Record
 from invenio_records.errors import MissingModelError
 from sqlalchemy.orm import joinedload
@@ -28,18 +27,9 @@ from invenio_records_files.records.extension import FilesExtension
 from invenio_records_files.records.files import FileObject, FilesIterator
 from invenio_records_files.records.state import FilesState, state_of
 from invenio_records_files.store import entries
-from invenio_records_files.store.keys import sorted_files_from_bucket
 from invenio_records_files.store.models import RecordsBuckets
 
-__all__ = (
-    "FileObject",
-    "FilesIterator",
-    "FilesMixin",
-    "InvalidOperationError",
-    "ObjectVersion",
-    "Record",
-    "sorted_files_from_bucket",
-)
+__all__ = ("FilesMixin", "Record")
 
 _EXTENSION = FilesExtension()
 
