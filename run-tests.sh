@@ -2,9 +2,15 @@
 # SPDX-License-Identifier: MIT
 #
 # Run every check on a fresh machine: install into ./.venv, lint, build the
-# docs (warnings are errors), run the doctests, then the test suite on SQLite
-# and on PostgreSQL (127.0.0.1:5432, user postgres) when one is reachable.
-# In CI (CI set) PostgreSQL is required and started if it is down.
+# docs (warnings are errors), run the doctests, build the sdist and the wheel
+# and run the demo from the wheel in a clean virtualenv, then the test suite on
+# SQLite, on PostgreSQL (127.0.0.1:5432, user postgres) and on MariaDB
+# (127.0.0.1:3306, user root) when they are reachable. In CI (CI set) both
+# servers, Redis and RabbitMQ are required, and started if they are down.
+#
+# Each pass runs what depends on its database: the database-independent tests
+# run in the SQLite pass, the multi-process ones (gunicorn storm, Celery
+# worker) in the PostgreSQL pass.
 #
 #   ./run-tests.sh              everything
 #   ./run-tests.sh -k rename    extra arguments go to pytest
@@ -13,6 +19,7 @@ cd "$(dirname "$0")"
 
 VENV=${VENV:-.venv}
 PG_URI=${PG_URI:-postgresql+psycopg2://postgres@127.0.0.1:5432/postgres}
+MYSQL_URI=${MYSQL_URI:-mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -20,7 +27,7 @@ step "Installing into $VENV"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY=$VENV/bin/python
 "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
-"$PY" -m pip install --quiet --disable-pip-version-check -e ".[tests,postgresql]"
+"$PY" -m pip install --quiet --disable-pip-version-check -e ".[tests,postgresql,mysql]"
 
 # tests/test_browser.py opens uploaded files in Debian's Chromium, driven by
 # Playwright (never a browser of Playwright's own). Installed where the
@@ -66,28 +73,67 @@ fi
 (cd "$(mktemp -d)" && "$OLDPWD/$PY" -W "ignore::Warning" -m doctest -o ELLIPSIS "$OLDPWD/$spec")
 echo "ok"
 
-pg_up() {
-  "$PY" - "$PG_URI" <<'PYEOF' >/dev/null 2>&1
+reachable() {
+  "$PY" - "$1" <<'PYEOF' >/dev/null 2>&1
 import sys
 import sqlalchemy as sa
 sa.create_engine(sys.argv[1]).connect().close()
 PYEOF
 }
-if ! pg_up && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+port_open() {
+  "$PY" -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 2).close()" "$1" \
+    >/dev/null 2>&1
+}
+wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds
+  local seconds=$1
+  shift
+  for _ in $(seq "$seconds"); do "$@" && return 0; sleep 1; done
+  "$@"
+}
+# start_service NAME: start a Debian service that is down (as root).
+start_service() {
+  if [ "$(id -u)" = 0 ] && [ -x "/etc/init.d/$1" ]; then
+    step "Starting $1"
+    service "$1" start >/dev/null 2>&1 || "/etc/init.d/$1" start >/dev/null 2>&1 || true
+  fi
+}
+# require WHAT: say a server is missing; fatal in CI.
+require() {
+  if [ -n "${CI:-}" ]; then
+    echo "$1 is not reachable, and CI requires it." >&2
+    exit 1
+  fi
+  echo "$1 is not reachable: the tests that need it are skipped."
+}
+
+if ! reachable "$PG_URI" && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
   step "Starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start \
     || true
-  for _ in 1 2 3 4 5 6 7 8 9 10; do pg_up && break; sleep 1; done
+  wait_for 10 reachable "$PG_URI" || true
 fi
-if pg_up; then
-  with_pg=1
-else
-  with_pg=0
-  if [ -n "${CI:-}" ]; then
-    echo "PostgreSQL is not reachable at $PG_URI, and CI requires it." >&2
-    exit 1
+if reachable "$PG_URI"; then with_pg=1; else with_pg=0; require "PostgreSQL ($PG_URI)"; fi
+
+if ! reachable "$MYSQL_URI"; then
+  start_service mariadb
+  if ! wait_for 15 reachable "$MYSQL_URI" && command -v mysqld_safe >/dev/null 2>&1; then
+    (mysqld_safe >/dev/null 2>&1 &)
+    wait_for 30 reachable "$MYSQL_URI" || true
   fi
-  echo "PostgreSQL is not reachable at $PG_URI: the suite runs on SQLite only."
+fi
+if reachable "$MYSQL_URI"; then with_mysql=1; else with_mysql=0; require "MariaDB ($MYSQL_URI)"; fi
+
+# The Celery test (tests/test_tasks.py) runs a worker on a real broker: Redis,
+# else RabbitMQ. It is skipped, saying why, where neither runs.
+if ! port_open 6379 && ! port_open 5672; then
+  start_service redis-server
+  wait_for 10 port_open 6379 || { start_service rabbitmq-server; wait_for 30 port_open 5672; } \
+    || true
+fi
+if port_open 6379 || port_open 5672; then
+  [ -n "${CI:-}" ] && export RECORDS_FILES_REQUIRE_BROKER=1
+else
+  require "A Celery broker (Redis at 127.0.0.1:6379 or RabbitMQ at 127.0.0.1:5672)"
 fi
 
 step "Tests on SQLite"
@@ -96,4 +142,9 @@ env -u SQLALCHEMY_DATABASE_URI "$PY" -m pytest -q -rs "$@"
 if [ "$with_pg" = 1 ]; then
   step "Tests on PostgreSQL"
   SQLALCHEMY_DATABASE_URI=$PG_URI "$PY" -m pytest -q -rs "$@"
+fi
+
+if [ "$with_mysql" = 1 ]; then
+  step "Tests on MariaDB"
+  SQLALCHEMY_DATABASE_URI=$MYSQL_URI "$PY" -m pytest -q -rs "$@"
 fi

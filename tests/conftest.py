@@ -1,14 +1,14 @@
 # SPDX-License-Identifier: MIT
 """Pytest fixtures.
 
-Tests run against ``SQLALCHEMY_DATABASE_URI`` when it is set (PostgreSQL in
-CI), else against a SQLite file. A PostgreSQL database is created for the
-test session and dropped afterwards. Each test runs in a transaction that is
-rolled back at its end; code under test may commit (the commits become
-savepoints).
+Tests run against ``SQLALCHEMY_DATABASE_URI`` when it is set (PostgreSQL and
+MariaDB in CI), else against a SQLite file. On PostgreSQL and MariaDB, a
+database of the session's own is created on that server and dropped
+afterwards (the URI's database is never touched). Each test runs in a
+transaction that is rolled back at its end; code under test may commit (the
+commits become savepoints).
 """
 
-import os
 import uuid
 from contextlib import contextmanager
 
@@ -18,7 +18,6 @@ from invenio_db import db as db_
 from invenio_files_rest.models import Location
 from invenio_s3 import InvenioS3
 from sqlalchemy.engine import make_url
-from sqlalchemy_utils import create_database, database_exists, drop_database
 
 from . import s3 as s3_helpers
 from .helpers import (
@@ -26,21 +25,36 @@ from .helpers import (
     StatementCounter,
     create_app,
     create_record,
+    database_backend,
     default_database_uri,
+    new_database,
 )
+
+PASS_MARKERS = {
+    # marker: (the backends it runs on, why it is skipped on the others)
+    "database_independent": (
+        {"sqlite"},
+        "does not depend on the database: runs in the SQLite pass",
+    ),
+    "row_locks": (
+        {"postgresql", "mysql"},
+        "needs row locks (SELECT ... FOR UPDATE): runs on PostgreSQL and MariaDB",
+    ),
+    "postgresql": (
+        {"postgresql"},
+        "runs once, in the PostgreSQL pass (processes of its own on a real "
+        "database: set SQLALCHEMY_DATABASE_URI to a PostgreSQL URI)",
+    ),
+}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip, visibly, the database-independent tests in the PostgreSQL pass."""
-    uri = os.environ.get("SQLALCHEMY_DATABASE_URI") or ""
-    if not uri.startswith("postgresql"):
-        return
-    skip = pytest.mark.skip(
-        reason="does not depend on the database: runs in the SQLite pass"
-    )
+    """Skip, visibly, the tests that run in another database's pass."""
+    backend = database_backend(default_database_uri("<tmp>"))
     for item in items:
-        if item.get_closest_marker("database_independent"):
-            item.add_marker(skip)
+        for marker, (backends, reason) in PASS_MARKERS.items():
+            if item.get_closest_marker(marker) and backend not in backends:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_report_header(config):
@@ -53,24 +67,29 @@ def pytest_report_header(config):
 def database_uri(tmp_path_factory):
     """URI of a database of this test session's own."""
     uri = default_database_uri(str(tmp_path_factory.mktemp("db")))
-    url = make_url(uri)
-    if url.get_backend_name() != "postgresql":
+    if database_backend(uri) == "sqlite":
         yield uri
         return
-    url = url.set(database=f"irf_test_{uuid.uuid4().hex[:12]}")
-    uri = url.render_as_string(hide_password=False)
-    if not database_exists(uri):
-        create_database(uri)
-    try:
+    with new_database(uri, f"irf_test_{uuid.uuid4().hex[:12]}") as uri:
         yield uri
-    finally:
-        drop_database(uri)
 
 
 @pytest.fixture(scope="session")
-def is_postgresql(database_uri):
+def backend(database_uri):
+    """The database of the tests: ``sqlite``, ``postgresql`` or ``mysql``."""
+    return database_backend(database_uri)
+
+
+@pytest.fixture(scope="session")
+def is_postgresql(backend):
     """True when the tests run on PostgreSQL."""
-    return database_uri.startswith("postgresql")
+    return backend == "postgresql"
+
+
+@pytest.fixture(scope="session")
+def is_mysql(backend):
+    """True when the tests run on MariaDB (or MySQL)."""
+    return backend == "mysql"
 
 
 @pytest.fixture(scope="session")
@@ -175,10 +194,13 @@ def statements(db):
 
 
 @pytest.fixture
-def postgresql_only(is_postgresql):
-    """Skip, visibly, a test that needs PostgreSQL."""
-    if not is_postgresql:
-        pytest.skip("needs PostgreSQL (set SQLALCHEMY_DATABASE_URI)")
+def foreign_keys_enforced(backend):
+    """Skip, visibly, a test of foreign keys on SQLite (which does not enforce them)."""
+    if backend == "sqlite":
+        pytest.skip(
+            "SQLite enforces no foreign key here: needs PostgreSQL or MariaDB "
+            "(set SQLALCHEMY_DATABASE_URI)"
+        )
 
 
 # -- files on S3 (moto's server on loopback) ------------------------------------

@@ -5,6 +5,7 @@ import gc
 import io
 import json
 import os
+import uuid
 from contextlib import contextmanager
 
 from flask import Flask, g
@@ -14,6 +15,8 @@ from invenio_db import db
 from invenio_files_rest.storage import PyFSFileStorage
 from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy_utils import create_database, drop_database
 
 from examples.app import create_app as create_example_app
 from invenio_records_files.api import Record
@@ -97,6 +100,112 @@ def default_database_uri(tmp_dir: str) -> str:
     return os.environ.get("SQLALCHEMY_DATABASE_URI") or (
         f"sqlite:///{os.path.join(tmp_dir, 'test.db')}"
     )
+
+
+# -- mariadb timestamps --
+# MariaDB and MySQL: store Invenio's timestamps with microseconds. Invenio-DB's
+# UTCDateTime columns are plain DATETIME there, which keeps whole seconds:
+# Files-REST could not tell which of two versions of a key written within a
+# second is the newer, nor "verify" which files it checked a moment ago.
+# Import this before the tables are created (invenio db create, alembic).
+from sqlalchemy import DateTime  # noqa: E402
+from sqlalchemy.ext.compiler import compiles  # noqa: E402
+
+
+@compiles(DateTime, "mysql")
+def _datetime_with_microseconds(type_, compiler, **kw):
+    return "DATETIME(6)"
+
+
+# -- end of mariadb timestamps --
+
+
+def database_backend(uri: str) -> str:
+    """The backend of a database URI: ``sqlite``, ``postgresql`` or ``mysql``."""
+    return make_url(uri).get_backend_name()
+
+
+MYSQL_CHARSET = "utf8mb4"
+MYSQL_COLLATION = "utf8mb4_nopad_bin"
+"""Collation of the MariaDB test databases (see ``docs/deployment.rst``).
+
+Keys compare byte for byte, as on PostgreSQL: with MariaDB's default
+``utf8mb4_general_ci``, ``A.txt`` and ``a.txt`` would be one key, and with
+any ``PAD SPACE`` collation (``utf8mb4_bin`` too), ``a`` and ``a `` would.
+"""
+
+
+@contextmanager
+def new_database(uri: str, name: str):
+    """Create the database ``name`` on the server of ``uri``; drop it afterwards.
+
+    Yields the new database's URI. On SQLite, ``name`` is a file path.
+    """
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{name}"
+        return
+    new = url.set(database=name).render_as_string(hide_password=False)
+    if url.get_backend_name() == "mysql":
+        create_mysql_database(new)
+    else:
+        create_database(new)
+    try:
+        yield new
+    finally:
+        drop_database(new)
+
+
+def create_mysql_database(uri: str) -> None:
+    """Create a MariaDB/MySQL database whose keys compare byte for byte."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    url = make_url(uri)
+    engine = create_engine(url._replace(database=None), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    f"CREATE DATABASE `{url.database}` CHARACTER SET "
+                    f"{MYSQL_CHARSET} COLLATE {MYSQL_COLLATION}"
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def server_connect_args(uri: str, lock_timeout_ms: int) -> dict:
+    """Connection arguments of a live test server's engine.
+
+    A lock wait longer than ``lock_timeout_ms`` fails (a deadlock becomes a
+    server error with a traceback, not a hung client), and sessions are in
+    UTC (invenio-db sets it on PostgreSQL only when no engine option is set).
+    MariaDB counts its ``innodb_lock_wait_timeout`` in whole seconds.
+    """
+    if database_backend(uri) == "mysql":
+        seconds = max(1, lock_timeout_ms // 1000)
+        return {
+            "init_command": (
+                f"SET SESSION innodb_lock_wait_timeout = {seconds}, "
+                "time_zone = '+00:00'"
+            )
+        }
+    return {"options": f"-c timezone=UTC -c lock_timeout={lock_timeout_ms}"}
+
+
+def as_uuid(value) -> uuid.UUID | None:
+    """A UUID read by a raw SQL query (MariaDB's BINARY(16) gives bytes)."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, bytes):
+        return uuid.UUID(bytes=value)
+    return uuid.UUID(str(value))
+
+
+def as_json(value):
+    """A JSON column read by a raw SQL query (MariaDB's gives its text)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def create_app(database_uri: str, **config) -> Flask:

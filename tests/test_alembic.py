@@ -16,13 +16,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from invenio_db import db
-from sqlalchemy.engine import make_url
-from sqlalchemy_utils import create_database, drop_database
 from sqlalchemy_utils.types import UUIDType
 
 from invenio_records_files.models import FileCRC32, FileEntry, RecordsBuckets
 
-from .helpers import create_app
+from .helpers import create_app, database_backend, new_database
 
 BRANCH = "invenio_records_files"
 ROOT, CREATE_TABLE, ADD_INDEX = "2da9a03b0833", "1ba76da94103", "4a5d5b4d4c2f"
@@ -43,18 +41,11 @@ pytestmark = pytest.mark.filterwarnings(
 @pytest.fixture
 def migration_uri(database_uri, tmp_path):
     """URI of an empty database for one test, dropped afterwards."""
-    url = make_url(database_uri)
-    if url.get_backend_name() != "postgresql":
+    if database_backend(database_uri) == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    uri = url.set(database=f"irf_alembic_{uuid.uuid4().hex[:12]}").render_as_string(
-        hide_password=False
-    )
-    create_database(uri)
-    try:
+    with new_database(database_uri, f"irf_alembic_{uuid.uuid4().hex[:12]}") as uri:
         yield uri
-    finally:
-        drop_database(uri)
 
 
 @pytest.fixture

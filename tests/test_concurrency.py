@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Concurrent writes to one record over a real HTTP server (PostgreSQL).
+"""Concurrent writes to one record over a real HTTP server (PostgreSQL, MariaDB).
 
 Clients in threads hit a threaded Werkzeug server on loopback at the same
 moment (a barrier releases them together). Every write through the record
@@ -25,23 +25,29 @@ import pytest
 import requests
 from invenio_db import db
 from invenio_files_rest.models import Location
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
-from sqlalchemy_utils import create_database, drop_database
+from sqlalchemy_utils.types import UUIDType
 from werkzeug.serving import make_server
 
 from examples.app import QuietHandler
 
-from .helpers import create_app
+from .helpers import (
+    as_json,
+    as_uuid,
+    create_app,
+    new_database,
+    server_connect_args,
+)
 
-pytestmark = pytest.mark.postgresql
+pytestmark = pytest.mark.row_locks
 
 REQUEST_TIMEOUT = 30
 """Seconds a request may take: a hung (deadlocked) request fails the test."""
 
 LOCK_TIMEOUT_MS = 10_000
-"""PostgreSQL ``lock_timeout`` of the server's connections.
+"""Lock wait limit of the server's connections (:func:`server_connect_args`).
 
 A lock wait that never ends becomes a server error with a traceback (shorter
 than ``REQUEST_TIMEOUT``) rather than a silent client time-out. Real lock
@@ -79,27 +85,19 @@ class LiveServer:
         return "\n".join(self.errors.lines) or "(no server errors logged)"
 
 
-def live_server(database_uri, is_postgresql, files_dir, name, **engine_options):
+def live_server(database_uri, backend, files_dir, name, **engine_options):
     """Run the example app on a database of its own behind a threaded server."""
-    if not is_postgresql:
+    if backend == "sqlite":
         pytest.skip(
-            "needs PostgreSQL (set SQLALCHEMY_DATABASE_URI): concurrent "
-            "writers rely on row locks (SELECT ... FOR UPDATE)"
+            "needs PostgreSQL or MariaDB (set SQLALCHEMY_DATABASE_URI): "
+            "concurrent writers rely on row locks (SELECT ... FOR UPDATE)"
         )
-    url = make_url(database_uri)
-    uri = url.set(database=f"{url.database}_{name}").render_as_string(
-        hide_password=False
-    )
-    create_database(uri)
-    try:
+    with new_database(database_uri, f"{make_url(database_uri).database}_{name}") as uri:
         app = create_app(
             uri,
             SQLALCHEMY_ENGINE_OPTIONS={
                 **engine_options,
-                # invenio-db sets the time zone only when we set no options.
-                "connect_args": {
-                    "options": f"-c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}"
-                },
+                "connect_args": server_connect_args(uri, LOCK_TIMEOUT_MS),
             },
         )
         with app.app_context():
@@ -132,15 +130,13 @@ def live_server(database_uri, is_postgresql, files_dir, name, **engine_options):
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
-    finally:
-        drop_database(uri)
 
 
 @pytest.fixture(scope="module")
-def server(database_uri, is_postgresql, tmp_path_factory):
+def server(database_uri, backend, tmp_path_factory):
     yield from live_server(
         database_uri,
-        is_postgresql,
+        backend,
         tmp_path_factory.mktemp("files"),
         "concurrency",
         pool_size=20,
@@ -274,13 +270,18 @@ def stored_state(live: LiveServer, pid: str) -> dict:
             .all()
         )
     return {
-        "id": record_id,
-        "json": json,
+        "id": as_uuid(record_id),
+        "json": as_json(json),
         "listed": list(listed),
         "revision": version_id - 1,
-        "bucket": str(bucket_id),
+        "bucket": str(as_uuid(bucket_id)),
         "heads": {
-            key: {"version_id": str(v), "file_id": str(f), "checksum": c, "size": s}
+            key: {
+                "version_id": str(as_uuid(v)),
+                "file_id": str(as_uuid(f)),
+                "checksum": c,
+                "size": s,
+            }
             for key, v, f, c, s in heads
         },
         "bucket_size": bucket_size,
@@ -600,10 +601,10 @@ def test_record_deletion_racing_uploads(live, round_):
 
 
 @pytest.fixture(scope="module")
-def small_pool(database_uri, is_postgresql, tmp_path_factory):
+def small_pool(database_uri, backend, tmp_path_factory):
     yield from live_server(
         database_uri,
-        is_postgresql,
+        backend,
         tmp_path_factory.mktemp("files"),
         "small_pool",
         pool_size=2,
@@ -682,7 +683,9 @@ def lock_bucket(live: LiveServer, pid: str) -> None:
     """Lock the record's bucket (publish it), as a fresh transaction."""
     with live.reader.begin() as connection:
         connection.execute(
-            text("UPDATE files_bucket SET locked = true WHERE id = :bucket"),
+            text("UPDATE files_bucket SET locked = true WHERE id = :bucket").bindparams(
+                bindparam("bucket", type_=UUIDType())
+            ),
             {"bucket": stored_state(live, pid)["bucket"]},
         )
 

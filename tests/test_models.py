@@ -171,11 +171,13 @@ def test_relationships_load_the_linked_rows(db, location):
         assert link.bucket.id == bucket_id
 
 
-# -- foreign keys are enforced (PostgreSQL) ------------------------------------
+# -- foreign keys are enforced (PostgreSQL, MariaDB) ------------------------------
 
 
 @pytest.mark.parametrize("missing", ["record", "bucket"])
-def test_link_to_missing_row_is_refused(db, postgresql_only, record, bucket, missing):
+def test_link_to_missing_row_is_refused(
+    db, foreign_keys_enforced, record, bucket, missing
+):
     db.session.commit()
     ids = {"record_id": record.id, "bucket_id": bucket.id}
     ids[f"{missing}_id"] = uuid.uuid4()
@@ -190,7 +192,7 @@ def test_link_to_missing_row_is_refused(db, postgresql_only, record, bucket, mis
     [(Bucket, "bucket_id"), (RecordMetadata, "record_id")],
     ids=["bucket", "record"],
 )
-def test_deleting_a_linked_row_is_refused(db, postgresql_only, link, model, key):
+def test_deleting_a_linked_row_is_refused(db, foreign_keys_enforced, link, model, key):
     with pytest.raises(IntegrityError) as excinfo, db.session.begin_nested():
         db.session.execute(sa.delete(model).where(model.id == getattr(link, key)))
     assert f"fk_records_buckets_{key}" in str(excinfo.value)

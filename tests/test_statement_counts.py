@@ -40,6 +40,17 @@ OPERATIONS = {
 }
 
 
+def commit_budget(db) -> int:
+    """Statements a record's commit may cost (Invenio-Records' own cost).
+
+    On MariaDB, one more: SQLAlchemy takes the id of SQLAlchemy-Continuum's
+    ``transaction`` row from its sequence in a statement of its own
+    (``SELECT nextval(transaction_id_seq)``), where PostgreSQL calls
+    ``nextval()`` inside the ``INSERT``. Invenio-Records pays it too.
+    """
+    return 9 + (db.engine.dialect.name == "mysql")
+
+
 def record_with(n, db):
     record = Record.create({})
     record.files = {f"file-{i:03d}.txt": BytesIO(b"%d" % i) for i in range(n)}
@@ -157,7 +168,7 @@ def test_commit_without_file_changes_costs_what_invenio_records_costs(
             record.commit()
             db.session.commit()
         counts.append(statements.total)
-    assert counts[0] == counts[1] <= 9
+    assert counts[0] == counts[1] <= commit_budget(db)
 
 
 def test_commit_of_a_record_with_files_does_not_grow(db, location, statements):
@@ -169,7 +180,7 @@ def test_commit_of_a_record_with_files_does_not_grow(db, location, statements):
             record.commit()
             db.session.commit()
         counts.append(statements.total)
-    assert counts[0] == counts[1] <= 9
+    assert counts[0] == counts[1] <= commit_budget(db)
 
 
 def test_get_record_is_two_queries(db, location, statements):
@@ -239,6 +250,12 @@ def database_size(db):
 
 
 def test_database_grows_by_at_most_16_kib_per_upload(app, db, location):
+    if db.engine.dialect.name == "mysql":
+        pytest.skip(
+            "MariaDB reports table sizes as estimates (information_schema), "
+            "refreshed by ANALYZE TABLE, which would commit the test's "
+            "transaction: measured on PostgreSQL and SQLite"
+        )
     record_with_many(1000, db, "growth")
     uploads = 50
     with app.test_client() as client:

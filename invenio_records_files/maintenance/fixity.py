@@ -209,7 +209,10 @@ def verify_files(
                 select(FileInstance)
                 .where(_selected(checked_before, record_ids))
                 .order_by(
-                    FileInstance.last_check_at.asc().nulls_first(), FileInstance.id
+                    # Never checked first (NULLS FIRST, which MariaDB lacks).
+                    FileInstance.last_check_at.is_not(None),
+                    FileInstance.last_check_at,
+                    FileInstance.id,
                 )
                 .limit(size)
             )

@@ -19,7 +19,7 @@ from uuid import UUID
 from invenio_db import db
 from invenio_files_rest.models import FileInstance, ObjectVersion
 from sqlalchemy import and_, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from invenio_records_files.store.models import FileEntry, RecordsBuckets
 
@@ -145,9 +145,18 @@ def add_many(record_id: UUID, entries: Iterable[tuple[str, Mapping]]) -> None:
     ]
     if not rows:
         return
-    upsert = _INSERTS.get(db.session.get_bind().dialect.name)
+    dialect = db.session.get_bind().dialect.name
+    upsert = _INSERTS.get(dialect)
     if upsert is not None:
         db.session.execute(upsert(FileEntry).on_conflict_do_nothing(), rows)
+        return
+    if dialect == "mysql":
+        # MariaDB and MySQL have no ON CONFLICT: a listed row is "updated" to
+        # itself (INSERT IGNORE would hide other errors too).
+        statement = mysql.insert(FileEntry)
+        db.session.execute(
+            statement.on_duplicate_key_update(record_id=_TABLE.c.record_id), rows
+        )
         return
     db.session.execute(insert(FileEntry), rows)
 
