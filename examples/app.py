@@ -2,8 +2,9 @@
 """Example Invenio API application with records that own files.
 
 A complete, minimal application laid out like an Invenio instance, whose
-REST API lives under ``/api``: Invenio-Records-REST serves ``/api/records/``,
-Invenio-Records-Files serves each record's files under
+REST API lives under ``/api``: Invenio-Records-REST serves ``/api/records/``
+(``GET`` lists the records from the database: the demo runs no search
+engine), Invenio-Records-Files serves each record's files under
 ``/api/records/<pid>/files`` and Invenio-Files-REST serves
 ``/api/files/<bucket_id>``; the download view of Invenio-Records-UI answers at
 ``/records/<pid>/files/<filename>``. It runs on SQLite in a temporary
@@ -11,14 +12,17 @@ directory and allows everything to everyone: a demo, not a deployment.
 
 Run the whole demo (set-up included) with ``examples/run-demo.sh``; or
 
-    python examples/app.py            # scripted HTTP walk-through
-    python examples/app.py --serve    # then keep serving on 127.0.0.1:5000
+    python examples/app.py              # scripted HTTP walk-through
+    python examples/app.py --serve      # then keep serving on 127.0.0.1:5000
+    python examples/app.py --port 5001  # another port (0: any free one)
 """
 
 import argparse
+import functools
 import io
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -27,7 +31,7 @@ import urllib.request
 import warnings
 import zipfile
 
-from flask import Flask
+from flask import Flask, jsonify, request, url_for
 from flask_babel import Babel
 from flask_celeryext import FlaskCeleryExt
 from flask_login import LoginManager
@@ -36,8 +40,10 @@ from invenio_files_rest import InvenioFilesREST
 from invenio_files_rest.models import Location
 from invenio_files_rest.views import blueprint as files_rest_blueprint
 from invenio_pidstore import InvenioPIDStore
+from invenio_pidstore.models import PersistentIdentifier, PIDStatus
 from invenio_records import InvenioRecords
 from invenio_records_rest import InvenioRecordsREST
+from invenio_records_rest.serializers import json_v1
 from invenio_records_rest.utils import PIDConverter, allow_all
 from invenio_records_rest.views import (
     create_blueprint_from_app as create_records_rest_blueprint,
@@ -48,6 +54,8 @@ from invenio_rest import InvenioREST
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from invenio_records_files import InvenioRecordsFiles
+from invenio_records_files.api import Record
+from invenio_records_files.links import default_record_files_links_factory
 from invenio_records_files.views import (
     create_blueprint_from_app as create_records_files_blueprint,
 )
@@ -132,12 +140,53 @@ def create_app(**config) -> Flask:
     InvenioRecordsFiles(app)
     app.url_map.converters["pid"] = PIDConverter
     app.register_blueprint(create_records_rest_blueprint(app), url_prefix="/api")
+    list_endpoint = "invenio_records_rest.recid_list"
+    app.view_functions[list_endpoint] = list_from_database(
+        app.view_functions[list_endpoint]
+    )
     app.register_blueprint(files_rest_blueprint, url_prefix="/api/files")
     app.register_blueprint(create_records_files_blueprint(app), url_prefix="/api")
     app.register_blueprint(
         create_records_ui_blueprint(app.config["RECORDS_UI_ENDPOINTS"])
     )
     return app
+
+
+def list_from_database(list_view):
+    """Answer ``GET /api/records/`` from the database; leave ``POST`` as it is.
+
+    Invenio-Records-REST lists records by searching an OpenSearch index
+    (through Invenio-Search), which the demo neither runs nor fills
+    (``indexer_class`` is ``None``): its ``GET`` would fail. This ``GET``
+    lists the records of every registered ``recid`` PID, in PID order, with
+    the body records-rest gives a search (``hits.hits``, ``hits.total``,
+    ``links``), each hit as ``GET /api/records/<pid>`` shows it. No query,
+    sorting or paging: a demo with a few records.
+    """
+
+    @functools.wraps(list_view)
+    def view(*args, **kwargs):
+        if request.method != "GET":
+            return list_view(*args, **kwargs)
+        pids = PersistentIdentifier.query.filter_by(
+            pid_type="recid", status=PIDStatus.REGISTERED
+        ).all()
+        pids.sort(key=lambda pid: int(pid.pid_value))
+        records = Record.get_records([pid.object_uuid for pid in pids])
+        by_id = {record.id: record for record in records}
+        hits = [
+            json_v1.transform_record(
+                pid,
+                by_id[pid.object_uuid],
+                links_factory=default_record_files_links_factory,
+            )
+            for pid in pids
+            if pid.object_uuid in by_id
+        ]
+        links = {"self": url_for("invenio_records_rest.recid_list", _external=True)}
+        return jsonify(hits={"hits": hits, "total": len(hits)}, links=links)
+
+    return view
 
 
 # -- the demo -----------------------------------------------------------------
@@ -246,6 +295,9 @@ def walk_through(client: Client) -> None:
     status, _ = client.json("GET", f"/api/records/{pid}")
     expect(status, 200, "reading the record")
 
+    status, _ = client.json("GET", "/api/records/")
+    expect(status, 200, "listing the records")
+
 
 def archive_and_zip_members(client: Client, files: str) -> None:
     """Download all files as one zip and resume it; look inside a zip."""
@@ -290,11 +342,17 @@ class QuietHandler(WSGIRequestHandler):
         """Do not log requests."""
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     """Set up the example application and run the walk-through over HTTP."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help="keep serving")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--port", type=int, default=5000, help="port on 127.0.0.1 (0: any free one)"
+    )
     args = parser.parse_args(argv)
 
     directory = tempfile.mkdtemp(prefix="irf-example-")
@@ -304,12 +362,25 @@ def main(argv=None) -> int:
         db.session.add(Location(name="local", uri=f"{directory}/files", default=True))
         db.session.commit()
 
-    server = make_server(
-        "127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler
-    )
+    try:
+        server = make_server(
+            "127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler
+        )
+    except SystemExit:
+        # Werkzeug has said that the port is in use; say how to pick another.
+        shutil.rmtree(directory, ignore_errors=True)
+        print(
+            "Pick another port: python examples/app.py --port 5001, or"
+            " PORT=5001 examples/run-demo.sh.",
+            file=sys.stderr,
+        )
+        raise
     base_url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    # SIGTERM (kill, a service manager) ends the demo as Ctrl+C does, so that
+    # the temporary directory is removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"Example app on {base_url} (data in {directory})")
     try:
         walk_through(Client(base_url))

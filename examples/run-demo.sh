@@ -7,15 +7,64 @@
 # and the example application's HTTP walk-through (examples/app.py), both on
 # SQLite in a temporary directory. Works from any directory.
 #
-#   examples/run-demo.sh            # both walk-throughs
-#   examples/run-demo.sh --serve    # ... then keep serving on 127.0.0.1:5000
+#   examples/run-demo.sh                  # both walk-throughs
+#   examples/run-demo.sh --serve          # ... then keep serving on 127.0.0.1:5000
+#   PORT=5001 examples/run-demo.sh        # another port, when 5000 is taken
+#   VENV=/tmp/venv examples/run-demo.sh   # another virtualenv
+#
+# The installation runs only when it is needed: the first time, and after
+# setup.cfg or setup.py changed. A stamp in the virtualenv
+# ($VENV/.records-files-demo-stamp) holds the hash of both files as of the
+# last installation; delete it to reinstall.
+#
+# The temporary directory (the demo's database and files) is removed when the
+# demo ends, also on Ctrl+C and on SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+PORT=${PORT:-5000}
+PY=$VENV/bin/python
+STAMP=$VENV/.records-files-demo-stamp
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[examples]"
-"$VENV/bin/python" examples/api_demo.py
+if [ ! -x "$PY" ]; then
+  echo "==> Creating the virtualenv $VENV"
+  python3 -m venv "$VENV"
+fi
+wanted=$(cat setup.cfg setup.py | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ]; then
+  echo "==> Installing invenio-records-files and the example app's dependencies" \
+    "into $VENV (about a minute the first time)"
+  rm -f "$STAMP"
+  "$PY" -m pip install --disable-pip-version-check --progress-bar off -e ".[examples]"
+  echo "$wanted" >"$STAMP"
+  echo
+fi
+
+# Both walk-throughs make their temporary directory in $TMPDIR: one
+# directory of ours, removed on exit, whatever ends the demo.
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/records-files-demo.XXXXXX")
+child=
+cleanup() {
+  if [ -n "$child" ]; then
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+export TMPDIR=$workdir
+
+# Run in the background and wait, so that a signal to this script reaches
+# its trap at once (bash runs traps only between commands).
+run() {
+  "$PY" "$@" &
+  child=$!
+  wait "$child"
+  child=
+}
+run examples/api_demo.py
 echo
-exec "$VENV/bin/python" examples/app.py "$@"
+run examples/app.py --port "$PORT" "$@"
