@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Command line interface: ``flask records-files check [--fix]`` and ``verify``.
 
-The logic lives in :mod:`invenio_records_files.check`; this module only
+The logic lives in :mod:`invenio_records_files.maintenance.check`; this module only
 reads the options and prints: the report to standard output, the progress
 bar to standard error.
 

@@ -2,7 +2,7 @@
 """The record extension that keeps a record's files in step with the record.
 
 Invenio-Records calls it at its documented extension points; it delegates to
-the record's :class:`~invenio_records_files.state.FilesState`:
+the record's :class:`~invenio_records_files.records.state.FilesState`:
 
 * ``pre_commit``: keep the server-managed fields, store the per-file
   metadata and order changed in ``record["_files"]``;

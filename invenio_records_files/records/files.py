@@ -6,7 +6,7 @@ The bucket is the source of truth for which files a record has; the record's
 :class:`~invenio_records_files.models.FileEntry`) holds their order and
 per-file metadata. Reads query the bucket once per operation, whatever the
 number of files. Writes store the bytes first, then lock the record and its
-bucket (:meth:`FilesState.lock <invenio_records_files.state.FilesState.lock>`),
+bucket (:meth:`FilesState.lock <invenio_records_files.records.state.FilesState.lock>`),
 change the bucket and the file's entry in a savepoint, and update
 ``record["_files"]`` in memory. Per-file metadata set through
 :class:`FileObject` (or in ``record["_files"]``) is stored when the record is
@@ -282,7 +282,7 @@ class FilesIterator:
             raise DeletedBucketError(self.bucket.id)
 
     def _lock(self) -> None:
-        """Lock the record, then the bucket (:mod:`invenio_records_files.state`)."""
+        """Lock the record, then the bucket (:mod:`.state`)."""
         self.record._files_state.lock(self.record, self.bucket)
 
     def _stored(self, key: str, entry: dict | None) -> None:
@@ -393,7 +393,7 @@ class FilesIterator:
         that points at the same file instance: nothing is copied on storage.
         The files keep their metadata, MIME type and tags, and follow this
         record's files. A constant number of statements, whatever the number
-        of files (see :mod:`invenio_records_files.copying`); nothing commits.
+        of files (see :mod:`invenio_records_files.store.copying`); nothing commits.
 
         A locked source is fine (a published record, typically); the source
         is only read.

@@ -3,7 +3,7 @@
 
 :class:`Record` owns a bucket; its :attr:`~FilesMixin.files` is a
 :class:`FilesIterator` of :class:`FileObject` items (both defined in
-:mod:`invenio_records_files.files`, and importable from here). Nothing here
+:mod:`invenio_records_files.records.files`, and importable from here). Nothing here
 commits: the caller commits the session (after :meth:`Record.commit`, which
 stores the record's JSON).
 
@@ -50,7 +50,7 @@ class FilesMixin:
        automatically create a bucket in case no bucket is present.
 
     A record class with files runs the record extension
-    :class:`~invenio_records_files.extension.FilesExtension`; a subclass
+    :class:`~invenio_records_files.records.extension.FilesExtension`; a subclass
     that sets its own ``_extensions`` gets it put first in its list.
     """
 
@@ -69,7 +69,7 @@ class FilesMixin:
 
     @property
     def _files_state(self) -> FilesState:
-        """The state of this record's files (:mod:`invenio_records_files.state`)."""
+        """The state of this record's files (:mod:`.state`)."""
         return state_of(self)
 
     def _create_bucket(self) -> Bucket | None:
@@ -334,7 +334,7 @@ class Record(_Record, FilesMixin):
         The bucket fields (:meth:`dump_bucket`) and, in ``_files``, the keys
         and the fields the bucket provides are managed by the server: a
         change to them is not stored (see
-        :meth:`~invenio_records_files.state.FilesState.before_commit`). The
+        :meth:`~invenio_records_files.records.state.FilesState.before_commit`). The
         per-file metadata and the order of ``_files`` are stored.
 
         When another transaction changed only the record's files since it

@@ -13,7 +13,7 @@ is the only place that holds:
   (harmless) from a concurrent change of the metadata (a conflict).
 
 What it knows about the database lasts as long as the transaction or
-savepoint it was learnt in (:func:`invenio_records_files.transactions.stands`):
+savepoint it was learnt in (:func:`invenio_records_files.store.transactions.stands`):
 after a rollback the state forgets the lock, and a bucket created in the
 rolled back savepoint.
 

@@ -2,7 +2,7 @@
 """All of a record's files as one zip archive, streamed and resumable.
 
 :class:`RecordArchive` lays out the record's current files (in the record's
-order, under safe names, see :mod:`~invenio_records_files.ziplayout`) as a
+order, under safe names, see :mod:`~invenio_records_files.zips.layout`) as a
 stored zip whose bytes depend only on the files: its length is known before
 the first byte, its ETag changes whenever a file, its name, size, timestamp
 or the order changes, and any byte range is produced without reading what

@@ -6,7 +6,7 @@
 ``GET <files URL>/<key>?member=<name>`` streams one member, decompressed,
 with Invenio-Files-REST's safe download headers. Both read only the zip's
 central directory (and that one member's data) through the storage API; see
-:mod:`~invenio_records_files.zipreader`. Files-REST's ``object-read``
+:mod:`~invenio_records_files.zips.reader`. Files-REST's ``object-read``
 permission applies, as for a download.
 
 .. versionadded:: 5.0.0

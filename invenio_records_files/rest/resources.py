@@ -11,7 +11,7 @@ record's files are never reachable through another.
 The resources' HTTP methods take ``(self, pid, record, **kwargs)``:
 subclasses override them to add their own checks and call ``super()``.
 :func:`pass_record` and :func:`pass_bucket_id` (from
-:mod:`invenio_records_files.resolve`) stay importable from here.
+:mod:`invenio_records_files.rest.resolve`) stay importable from here.
 """
 
 import re
@@ -141,10 +141,10 @@ class RecordBucketResource(RecordFilesResourceMixin, BucketResource):
 
         The source is a record of the same endpoint (same PID type). Its
         files are copied as :meth:`FilesIterator.copy_from()
-        <invenio_records_files.files.FilesIterator.copy_from>` does (the
+        <invenio_records_files.records.files.FilesIterator.copy_from>` does (the
         bytes are shared), the record's ``_files`` follows and the record is
         committed, in one transaction
-        (:func:`~invenio_records_files.sync.import_files`). The answer is the
+        (:func:`~invenio_records_files.services.files.import_files`). The answer is the
         listing of the record's files.
 
         .. versionadded:: 5.0.0
@@ -225,7 +225,7 @@ def check_import_permissions(
 class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
     """A file of a record: download, upload, delete, multipart uploads.
 
-    Writes go through :mod:`invenio_records_files.sync`, which locks the
+    Writes go through :mod:`invenio_records_files.services.files`, which locks the
     record and its bucket, changes the bucket, updates the record's
     ``_files`` (``RECORDS_FILES_REST_UPDATE_RECORD``) and commits the record,
     all in one transaction committed here.
@@ -239,7 +239,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         """Download a file (``?versionId``, ``?download``), list upload parts.
 
         ``?members`` and ``?member=<name>`` look inside a zip file (see
-        :mod:`invenio_records_files.zipmembers`).
+        :mod:`invenio_records_files.rest.members`).
         """
         if zipmembers.wants_members(request.args):
             bucket = state_of(record).bucket(record)

@@ -7,18 +7,18 @@ point at the same file instances: no byte is copied and no
 :class:`~invenio_files_rest.models.FileInstance` row is made. The file
 entries (per-file metadata, order) are copied too, after the new record's
 own files. Used by :meth:`FilesIterator.copy_from()
-<invenio_records_files.files.FilesIterator.copy_from>` and, over REST, by
+<invenio_records_files.records.files.FilesIterator.copy_from>` and, over REST, by
 :func:`invenio_records_files.services.files.import_files`.
 
 Everything is checked before anything is written: the keys asked for exist
 in the source, none exists in the target, the target's quota. The writes are
 a constant number of statements whatever the number of files (see
-:mod:`~invenio_records_files.objects` and
-:mod:`~invenio_records_files.entries`). The source is only read: it is not
+:mod:`~invenio_records_files.store.objects` and
+:mod:`~invenio_records_files.store.entries`). The source is only read: it is not
 locked, and a locked (published) source is the usual case.
 
 Shared bytes are removed only when no object version uses them any more
-(:func:`~invenio_records_files.storage.remove_unused_files`): removing either
+(:func:`~invenio_records_files.store.storage.remove_unused_files`): removing either
 record, or a version of one of its files, leaves the other's files readable.
 
 .. versionadded:: 5.0.0

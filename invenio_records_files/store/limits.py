@@ -2,7 +2,7 @@
 """The most files a record may hold (``RECORDS_FILES_MAX_FILES``).
 
 Every writer that adds a file calls :func:`check_max_files` after it has
-locked the record and its bucket (see :mod:`invenio_records_files.state`),
+locked the record and its bucket (see :mod:`invenio_records_files.records.state`),
 so concurrent uploads queue up behind the lock and each one counts the files
 the previous ones committed: the limit cannot be overshot. A new version of
 a file the record holds never counts. With no limit configured nothing is

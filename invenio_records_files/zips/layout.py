@@ -6,7 +6,7 @@ bit 3 set), its bytes as they are (``ZIP_STORED``) and a data descriptor
 carrying the CRC-32; the central directory and the end records follow. Every
 offset depends only on the names, sizes and timestamps, so the archive's
 length is known before its first byte and any byte range can be produced
-directly (:func:`~invenio_records_files.zipstream.iter_range`), without
+directly (:func:`~invenio_records_files.zips.stream.iter_range`), without
 producing what comes before it. A member's CRC-32 is needed only in its data
 descriptor and its central directory entry.
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The bytes of a stored zip archive, any range of them, in chunks.
 
-:func:`iter_range` walks a :class:`~invenio_records_files.ziplayout.StoredZip`
+:func:`iter_range` walks a :class:`~invenio_records_files.zips.layout.StoredZip`
 from any byte to any other: headers and end records come from the layout,
 members' bytes and CRC-32s from a :class:`MemberSource`. A member read from
 its first to its last byte has its CRC-32 computed on the way (in a helper
