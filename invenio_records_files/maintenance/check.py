@@ -127,16 +127,12 @@ def _linked(query):
 def _listed(record_ids: list) -> dict[Any, list[str]]:
     from sqlalchemy import select
 
+    from invenio_records_files.store.entries import in_entry_order
     from invenio_records_files.store.models import FileEntry
 
-    query = (
-        select(FileEntry.record_id, FileEntry.key)
-        .where(FileEntry.record_id.in_(record_ids))
-        .order_by(
-            FileEntry.record_id,
-            FileEntry.position.is_(None),
-            FileEntry.position,
-            FileEntry.id,
+    query = in_entry_order(
+        select(FileEntry.record_id, FileEntry.key).where(
+            FileEntry.record_id.in_(record_ids)
         )
     )
     listed: dict[Any, list[str]] = {}
@@ -194,12 +190,9 @@ def problem(record_class, batch: Batch, record: tuple) -> Problem | None:
     legacy = (json or {}).get("_files")
     if legacy not in (None, []) and not batch.listed.get(record_id):
         reasons.append(LEGACY)
-        entries = legacy if isinstance(legacy, list) else []
-        listed = [
-            entry["key"]
-            for entry in entries
-            if isinstance(entry, dict) and isinstance(entry.get("key"), str)
-        ]
+        from invenio_records_files.store.keys import listed_keys
+
+        listed = listed_keys(legacy)
     for label, keys in (
         ("missing in _files", [key for key in heads if key not in set(listed)]),
         ("not in bucket", [key for key in listed if key not in heads]),

@@ -56,7 +56,8 @@ def describe(obj: ObjectVersion) -> dict:
     }
 
 
-def _ordered(query):
+def in_entry_order(query):
+    """Order a query on entries by record, then the record's file order."""
     return query.order_by(
         FileEntry.record_id,
         FileEntry.position.is_(None),
@@ -106,7 +107,7 @@ def load_many(buckets: Mapping[UUID, UUID]) -> dict[UUID, list[dict]]:
         )
     )
     result: dict[UUID, list[dict]] = {}
-    for row in db.session.execute(_ordered(query)):
+    for row in db.session.execute(in_entry_order(query)):
         if buckets[row.record_id] != row.bucket_id:
             continue
         entry = copy_json(row.data or {})
@@ -239,7 +240,7 @@ def heads(bucket_id: UUID, keys: Iterable[str] | None = None) -> dict[str, dict]
 def fields(record_id: UUID) -> Any:
     """Return ``(key, position, data)`` of all the record's entries, in order."""
     return db.session.execute(
-        _ordered(
+        in_entry_order(
             select(FileEntry.key, FileEntry.position, FileEntry.data).where(
                 FileEntry.record_id == record_id
             )
