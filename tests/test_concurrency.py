@@ -759,3 +759,35 @@ def test_concurrent_uploads_cannot_overshoot_the_file_limit(live, monkeypatch, r
     # A new version of a file the record holds is still allowed.
     key = next(iter(kept))
     assert upload(live, pid, key, b"new version")()[2].status_code == 200
+
+
+def checker(live: LiveServer, runs: int):
+    """``records-files check`` run again and again while others write."""
+
+    def job():
+        runner = live.app.test_cli_runner()
+        outputs = []
+        for _ in range(runs):
+            result = runner.invoke(args=["records-files", "check"])
+            outputs.append((result.exit_code, result.output))
+        return ("CHECK", "all", outputs)
+
+    return job
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_check_reports_no_drift_while_rest_writes_run(live, round_):
+    pid, _ = create_record(live)
+    files = contents("drift", 12)
+    for key in list(files)[:4]:
+        assert upload(live, pid, key, files[key])()[2].status_code == 200
+
+    results = run_together(
+        [checker(live, 8)]
+        + [upload(live, pid, k, v) for k, v in list(files.items())[4:]]
+        + [delete(live, pid, key) for key in list(files)[:2]]
+    )
+
+    _, _, outputs = results[0]
+    assert [output for code, output in outputs if code != 0] == []
+    assert all("no problems found" in output for _, output in outputs)

@@ -208,6 +208,44 @@ def problem(record_class, batch: Batch, record: tuple) -> Problem | None:
     return Problem(record_id, reasons) if reasons else None
 
 
+def confirm(record_class, record: tuple) -> Problem | None:
+    """Check one record of a batch again, under the writers' locks.
+
+    A batch reads records, entries and heads in separate statements: a write
+    that commits between them looks like drift. Here the record's row, then
+    its buckets' rows are locked (the order of every writer,
+    :mod:`~invenio_records_files.store.locks`), so no write is half seen; the
+    locks go with the savepoint.
+
+    :param record: ``(record id, JSON, linked bucket ids)`` of a batch.
+    :returns: The problem if it is still there, else ``None``.
+    """
+    from invenio_files_rest.models import Bucket
+    from invenio_records.models import RecordMetadata
+    from sqlalchemy import select
+
+    from invenio_records_files.store import locks
+
+    record_id, _, bucket_ids = record
+    savepoint = db.session.begin_nested()
+    try:
+        locks.lock_ids(RecordMetadata, [record_id])
+        locks.lock_ids(Bucket, bucket_ids)
+        json = db.session.execute(
+            select(RecordMetadata.json).where(RecordMetadata.id == record_id)
+        ).scalar_one_or_none()
+        if json is None:
+            return None  # deleted meanwhile
+        fresh = Batch(
+            [(record_id, json, bucket_ids)],
+            listed=_listed([record_id]),
+            heads=_heads(set(bucket_ids)),
+        )
+        return problem(record_class, fresh, fresh.records[0])
+    finally:
+        savepoint.rollback()
+
+
 def fix(record_class, found: Problem) -> bool:
     """Repair the record of ``found`` in a savepoint; say how in ``outcome``.
 

@@ -77,6 +77,8 @@ def check(fix: bool, batch_size: int, record_class) -> None:
         for batch in checks.batches(batch_size):
             for record in batch.records:
                 found = checks.problem(record_class, batch, record)
+                if found is not None:  # or a write committed meanwhile
+                    found = checks.confirm(record_class, record)
                 if found is None:
                     continue
                 disagreeing += 1

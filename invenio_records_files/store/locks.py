@@ -22,6 +22,7 @@ module.
 
 from invenio_db import db
 from invenio_files_rest.models import Bucket
+from sqlalchemy import select
 from sqlalchemy.exc import InvalidRequestError
 
 from invenio_records_files.errors import (
@@ -36,6 +37,21 @@ def lock_row(instance) -> None:
     """Reload ``instance`` and lock its row (``SELECT ... FOR UPDATE OF``)."""
     with db.session.no_autoflush:
         db.session.refresh(instance, with_for_update={"of": type(instance)})
+
+
+def lock_ids(model: type, ids: list) -> None:
+    """Lock the rows of ``model`` with these ids, in id order, without loading them.
+
+    For readers that must not see a write half done (``records-files
+    check``): they take the writers' locks in the writers' order.
+    """
+    if ids:
+        db.session.execute(
+            select(model.id)
+            .where(model.id.in_(sorted(ids)))
+            .order_by(model.id)
+            .with_for_update()
+        ).all()
 
 
 def lock_bucket(bucket: Bucket) -> None:
