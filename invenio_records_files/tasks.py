@@ -53,5 +53,10 @@ def verify_files(
                 failure.expected,
                 failure.found,
             )
-    logger.info("Verified files: %d checked, %d failed.", report.checked, report.failed)
+    logger.info(
+        "Verified files: %d checked, %d failed, %d removed meanwhile.",
+        report.checked,
+        report.failed,
+        report.gone,
+    )
     return {"checked": report.checked, "failed": report.failed}

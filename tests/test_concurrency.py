@@ -791,3 +791,48 @@ def test_check_reports_no_drift_while_rest_writes_run(live, round_):
     _, _, outputs = results[0]
     assert [output for code, output in outputs if code != 0] == []
     assert all("no problems found" in output for _, output in outputs)
+
+
+def test_verify_does_not_count_a_version_removed_meanwhile(live, monkeypatch):
+    """Reads take 20 ms each, as on an object store; one version goes meanwhile."""
+    from invenio_files_rest.storage import PyFSFileStorage
+
+    pid, _ = create_record(live)
+    for key in ("a.txt", "b.txt", "c.txt"):
+        assert upload(live, pid, key, key.encode() * 10)()[2].status_code == 200
+    old = upload(live, pid, "a.txt", b"second")()[2]  # a.txt has two versions
+    assert old.status_code == 200
+    first = next(
+        version
+        for version in call(
+            "GET", live.url(f"/api/records/{pid}/files?versions")
+        ).json()["contents"]
+        if version["key"] == "a.txt" and not version["is_head"]
+    )
+    original_open = PyFSFileStorage.open
+    removed = []
+
+    def slow_open(self, *args, **kwargs):
+        time.sleep(0.02)
+        if not removed:  # while the first file is read, remove the old version
+            url = live.url(f"/api/records/{pid}/files/a.txt")
+            worker = threading.Thread(
+                target=lambda: removed.append(
+                    call("DELETE", url, params={"versionId": first["version_id"]})
+                )
+            )
+            worker.start()
+            worker.join()
+        return original_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(PyFSFileStorage, "open", slow_open)
+    runner = live.app.test_cli_runner()
+    result = runner.invoke(args=["records-files", "verify", "--all"])
+
+    assert removed[0].status_code == 204
+    lines = result.output.splitlines()
+    # Other tests' records share this database: only what this test did counts.
+    assert "failed" not in result.output, result.output
+    assert lines[-1].endswith("all intact."), result.output
+    assert "1 file was removed while being verified (not counted)." in lines
+    assert result.exit_code == 0, result.output

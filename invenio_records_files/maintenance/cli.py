@@ -201,8 +201,11 @@ def verify(
     if report.failures:
         for line in fixity.failure_table(report.failures):
             click.echo(line)
+    if report.gone:
+        removed = _plural(report.gone, "file was", "files were")
+        click.echo(f"{removed} removed while being verified (not counted).")
     click.echo(
-        f"Verified {_plural(report.checked, 'file')}: "
+        f"Verified {_plural(report.checked - report.gone, 'file')}: "
         + ("all intact." if report.intact else f"{report.failed} failed.")
     )
     if not report.intact:

@@ -108,6 +108,10 @@ class Batch:
     failed: int = 0
     """File instances whose check failed."""
 
+    gone: int = 0
+    """File instances removed while they were read (no version uses them any
+    more): neither intact nor damaged, and not counted as failed."""
+
     failures: list[Failure] = field(default_factory=list)
     """One entry per record version pointing to a failed file instance."""
 
@@ -120,6 +124,7 @@ class Report(Batch):
         """Add a batch's counts and failures."""
         self.checked += batch.checked
         self.failed += batch.failed
+        self.gone += batch.gone
         self.failures.extend(batch.failures)
 
     @property
@@ -230,10 +235,16 @@ def verify_files(
             for fileinstance in fileinstances
             if checks[fileinstance.id].result is not True
         }
+        failures = _failures(failed, checks) if failed else []
+        # A failed file that no record version uses now was removed while
+        # this run read it (a version deleted meanwhile): it is gone, not
+        # damaged. Every failure counted has its line in ``failures``.
+        gone = set(failed) - {failure.file_id for failure in failures}
         yield Batch(
             checked=len(fileinstances),
-            failed=len(failed),
-            failures=_failures(failed, checks) if failed else [],
+            failed=len(failed) - len(gone),
+            gone=len(gone),
+            failures=failures,
         )
         if remaining is not None:
             remaining -= len(fileinstances)
