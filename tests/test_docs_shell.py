@@ -251,8 +251,12 @@ def demo(tmp_path_factory):
         )
         yield {"url": url, "apps": apps}
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.send_signal(signal.SIGTERM)  # the demo removes its directory
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def scratch_clone(path: Path) -> Path:
