@@ -29,6 +29,21 @@ PY=$VENV/bin/python
 "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
 "$PY" -m pip install --quiet --disable-pip-version-check -e ".[tests,postgresql,mysql]"
 
+# tests/test_docs_shell.py runs the docs' shell examples with Debian's curl
+# and unzip, installed the same way as Chromium below when they are missing.
+step "curl and unzip for tests/test_docs_shell.py"
+for tool in curl unzip; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$tool"; } \
+        >/dev/null || echo "Could not install $tool."
+    else
+      echo "$tool is missing and cannot be installed here (apt-get, as root)."
+    fi
+  fi
+  command -v "$tool" || true
+done
+
 # tests/test_browser.py opens uploaded files in Debian's Chromium, driven by
 # Playwright (never a browser of Playwright's own). Installed where the
 # machine allows it; elsewhere the test is skipped, saying why. CI requires it.

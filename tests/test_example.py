@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The demo: the example application, the Python-API walk-through, run-demo.sh."""
 
+import contextlib
 import hashlib
 import os
 import re
@@ -224,9 +225,10 @@ def test_run_demo_reinstalls_after_a_change_and_cleans_up_on_sigterm(tmp_path):
             stderr=subprocess.STDOUT,
             env=demo_env(venv, tmp_path),
             cwd=tmp_path,
+            start_new_session=True,  # a process group of its own, see below
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while "Press Ctrl+C to stop." not in out.read_text():
             assert demo.poll() is None, out.read_text()
             assert time.monotonic() < deadline, out.read_text()
@@ -237,10 +239,13 @@ def test_run_demo_reinstalls_after_a_change_and_cleans_up_on_sigterm(tmp_path):
         assert data_dir.parent == workdir
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=30) == 143
+        with pytest.raises(ProcessLookupError):  # the app went with the script
+            os.killpg(demo.pid, 0)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        # After a failure, end the script and the demo it started.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait()
     assert (venv / "pip.log").read_text() == INSTALL + "\n"
     assert (venv / ".records-files-demo-stamp").read_text() == setup_hash() + "\n"
     assert re.search(
