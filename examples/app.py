@@ -90,6 +90,32 @@ def records_rest_endpoints() -> dict:
     }
 
 
+# -- wsgi input --
+class LimitedInput:
+    """WSGI middleware: Werkzeug limits request bodies to their Content-Length.
+
+    gunicorn (like other servers that end the body themselves) sets
+    ``wsgi.input_terminated``; Werkzeug then gives views the server's own
+    input object as ``request.stream``, and Invenio-Files-REST's upload views
+    read ``request.stream.is_exhausted``, which only Werkzeug's
+    ``LimitedStream`` has: every upload with a body would answer 500
+    (``AttributeError``). Without the flag, Werkzeug wraps the input in a
+    ``LimitedStream`` of ``Content-Length`` bytes.
+    """
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        """Serve the request, its body limited by Werkzeug."""
+        if environ.get("CONTENT_LENGTH"):
+            environ.pop("wsgi.input_terminated", None)
+        return self.wsgi_app(environ, start_response)
+
+
+# -- end of wsgi input --
+
+
 def create_app(**config) -> Flask:
     """Create the example application; ``config`` overrides the defaults."""
     app = Flask("records_files_example")
@@ -131,6 +157,7 @@ def create_app(**config) -> Flask:
     InvenioRecordsUI(app)
     InvenioRecordsFiles(app)
     app.url_map.converters["pid"] = PIDConverter
+    app.wsgi_app = LimitedInput(app.wsgi_app)
     app.register_blueprint(create_records_rest_blueprint(app), url_prefix="/api")
     app.register_blueprint(files_rest_blueprint, url_prefix="/api/files")
     app.register_blueprint(create_records_files_blueprint(app), url_prefix="/api")
