@@ -15,17 +15,22 @@ Run the whole demo (set-up included) with ``examples/run-demo.sh``; or
     python examples/app.py              # scripted HTTP walk-through
     python examples/app.py --serve      # then keep serving on 127.0.0.1:5000
     python examples/app.py --port 5001  # another port (0: any free one)
+    python examples/app.py --workers 4  # served by gunicorn, 4 processes
 """
 
 import argparse
 import functools
 import io
 import json
+import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -98,6 +103,32 @@ def records_rest_endpoints() -> dict:
     }
 
 
+# -- wsgi input --
+class LimitedInput:
+    """WSGI middleware: Werkzeug limits request bodies to their Content-Length.
+
+    gunicorn (like other servers that end the body themselves) sets
+    ``wsgi.input_terminated``; Werkzeug then gives views the server's own
+    input object as ``request.stream``, and Invenio-Files-REST's upload views
+    read ``request.stream.is_exhausted``, which only Werkzeug's
+    ``LimitedStream`` has: every upload with a body would answer 500
+    (``AttributeError``). Without the flag, Werkzeug wraps the input in a
+    ``LimitedStream`` of ``Content-Length`` bytes.
+    """
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        """Serve the request, its body limited by Werkzeug."""
+        if environ.get("CONTENT_LENGTH"):
+            environ.pop("wsgi.input_terminated", None)
+        return self.wsgi_app(environ, start_response)
+
+
+# -- end of wsgi input --
+
+
 def create_app(**config) -> Flask:
     """Create the example application; ``config`` overrides the defaults."""
     app = Flask("records_files_example")
@@ -139,6 +170,7 @@ def create_app(**config) -> Flask:
     InvenioRecordsUI(app)
     InvenioRecordsFiles(app)
     app.url_map.converters["pid"] = PIDConverter
+    app.wsgi_app = LimitedInput(app.wsgi_app)
     app.register_blueprint(create_records_rest_blueprint(app), url_prefix="/api")
     list_endpoint = "invenio_records_rest.recid_list"
     app.view_functions[list_endpoint] = list_from_database(
@@ -346,6 +378,52 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def wsgi(database_uri: str) -> Flask:
+    """Create the application of a gunicorn worker (``app:wsgi("<uri>")``)."""
+    return create_app(SQLALCHEMY_DATABASE_URI=database_uri)
+
+
+class Gunicorn:
+    """gunicorn serving :func:`wsgi` with worker processes on loopback."""
+
+    def __init__(self, database_uri: str, port: int, workers: int) -> None:
+        if port == 0:  # gunicorn prints the port it gets; ask the system first
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.server_port = port
+        self.process = subprocess.Popen(  # noqa: S603 - our own command line
+            [
+                *(sys.executable, "-m", "gunicorn"),
+                *("--workers", str(workers), "--bind", f"127.0.0.1:{port}"),
+                *("--worker-class", "gthread", "--log-level", "warning"),
+                "--no-control-socket",  # gunicorn 27's, at a shared default path
+                # This directory, not the project's: the package imported is
+                # the installed one.
+                *("--chdir", os.path.dirname(os.path.abspath(__file__))),
+                f"app:wsgi({database_uri!r})",
+            ]
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("gunicorn did not start") from None
+                time.sleep(0.1)
+
+    def serve_forever(self) -> None:
+        """Wait for gunicorn to stop."""
+        self.process.wait()
+
+    def shutdown(self) -> None:
+        """Stop gunicorn and its workers."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 def main(argv=None) -> int:
     """Set up the example application and run the walk-through over HTTP."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -353,21 +431,34 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--port", type=int, default=5000, help="port on 127.0.0.1 (0: any free one)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("DEMO_WORKERS") or 0),
+        help="serve with gunicorn and this many worker processes "
+        "(default: $DEMO_WORKERS, else Werkzeug's threaded server)",
+    )
     args = parser.parse_args(argv)
 
     directory = tempfile.mkdtemp(prefix="irf-example-")
-    app = create_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{directory}/example.db")
+    database_uri = f"sqlite:///{directory}/example.db"
+    app = create_app(SQLALCHEMY_DATABASE_URI=database_uri)
     with app.app_context():
         db.create_all()
         db.session.add(Location(name="local", uri=f"{directory}/files", default=True))
         db.session.commit()
 
     try:
-        server = make_server(
-            "127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler
-        )
+        if args.workers:
+            server = Gunicorn(database_uri, args.port, args.workers)
+            served_by = f"gunicorn, {args.workers} workers"
+        else:
+            server = make_server(
+                "127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler
+            )
+            served_by = "Werkzeug"
     except SystemExit:
-        # Werkzeug has said that the port is in use; say how to pick another.
+        # The port is in use (or gunicorn did not start); say how to pick another.
         shutil.rmtree(directory, ignore_errors=True)
         print(
             "Pick another port: python examples/app.py --port 5001, or"
@@ -375,13 +466,13 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         raise
-    base_url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
+    base_url = f"http://127.0.0.1:{server.server_port}"
     thread.start()
     # SIGTERM (kill, a service manager) ends the demo as Ctrl+C does, so that
     # the temporary directory is removed.
     signal.signal(signal.SIGTERM, _interrupt)
-    print(f"Example app on {base_url} (data in {directory})")
+    print(f"Example app on {base_url} ({served_by}; data in {directory})")
     try:
         walk_through(Client(base_url))
         if args.serve:

@@ -11,10 +11,15 @@
 #   examples/run-demo.sh --serve          # ... then keep serving on 127.0.0.1:5000
 #   PORT=5001 examples/run-demo.sh        # another port, when 5000 is taken
 #   VENV=/tmp/venv examples/run-demo.sh   # another virtualenv
+#   examples/run-demo.sh --workers 4      # served by gunicorn, 4 worker processes
+#                                         # (or DEMO_WORKERS=4)
+#   DEMO_INSTALLED=1 VENV=/path/to/venv examples/run-demo.sh
+#       # the package already installed in $VENV (a wheel, say): install
+#       # nothing, and check that the demo imports that copy, not this tree
 #
 # The installation runs only when it is needed: the first time, and after
-# setup.cfg or setup.py changed. A stamp in the virtualenv
-# ($VENV/.records-files-demo-stamp) holds the hash of both files as of the
+# setup.cfg or setup.py (or the extras asked for) changed. A stamp in the
+# virtualenv ($VENV/.records-files-demo-stamp) holds their hash as of the
 # last installation; delete it to reinstall.
 #
 # The temporary directory (the demo's database and files) is removed when the
@@ -27,18 +32,38 @@ PORT=${PORT:-5000}
 PY=$VENV/bin/python
 STAMP=$VENV/.records-files-demo-stamp
 
-if [ ! -x "$PY" ]; then
-  echo "==> Creating the virtualenv $VENV"
-  python3 -m venv "$VENV"
-fi
-wanted=$(cat setup.cfg setup.py | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> Installing invenio-records-files and the example app's dependencies" \
-    "into $VENV (about a minute the first time)"
-  rm -f "$STAMP"
-  "$PY" -m pip install --disable-pip-version-check --progress-bar off -e ".[examples]"
-  echo "$wanted" >"$STAMP"
-  echo
+workers=${DEMO_WORKERS:-}
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --workers) workers=${args[$((i + 1))]:-} ;;
+    --workers=*) workers=${args[$i]#--workers=} ;;
+  esac
+done
+
+if [ -n "${DEMO_INSTALLED:-}" ]; then
+  # Run from outside this tree, so that only the installed package is found.
+  where=$(cd / && "$PY" -c "import invenio_records_files as m; print(m.__file__)")
+  case "$where" in
+    "$PWD"/*) echo "DEMO_INSTALLED: $VENV imports this tree ($where)" >&2; exit 1 ;;
+  esac
+  echo "Using the installed package: $where"
+else
+  if [ ! -x "$PY" ]; then
+    echo "==> Creating the virtualenv $VENV"
+    python3 -m venv "$VENV"
+  fi
+  extras=examples
+  [ -n "$workers" ] && [ "$workers" != 0 ] && extras=examples,gunicorn
+  wanted=$( (cat setup.cfg setup.py; echo "$extras") | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ]; then
+    echo "==> Installing invenio-records-files and the example app's dependencies" \
+      "into $VENV (about a minute the first time)"
+    rm -f "$STAMP"
+    "$PY" -m pip install --disable-pip-version-check --progress-bar off -e ".[$extras]"
+    echo "$wanted" >"$STAMP"
+    echo
+  fi
 fi
 
 # Both walk-throughs make their temporary directory in $TMPDIR: one

@@ -35,8 +35,11 @@ def run(script, *args):
     )
 
 
-def test_example_app_walks_through_the_files_api_over_http():
-    result = run("app.py", "--port", "0")
+@pytest.mark.parametrize(
+    "server", [(), ("--workers", "2")], ids=["werkzeug", "gunicorn"]
+)
+def test_example_app_walks_through_the_files_api_over_http(server):
+    result = run("app.py", "--port", "0", *server)
     assert result.returncode == 0, result.stderr
     exchanges = re.findall(
         r"^(GET|PUT|POST|DELETE) http://127\.0\.0\.1:\d+(\S+).*\n<-- (\d+)$",
@@ -76,6 +79,7 @@ def test_example_app_walks_through_the_files_api_over_http():
     assert '"title": "A dataset"' in listing
     assert '"files": "http://127.0.0.1:' in listing
     assert result.stdout.rstrip().endswith("Done.")
+    assert ("gunicorn, 2 workers" in result.stdout) == bool(server)
     data_dir = re.search(r"data in (\S+)\)", result.stdout).group(1)
     assert not Path(data_dir).exists()
 
