@@ -464,3 +464,32 @@ def test_only_the_links_need_a_search_client():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# -- deposit flows (invenio-deposit, as Zenodo, CDS-Videos and B2SHARE run it) ------
+
+# Files-REST's Bucket.snapshot() autoflushes a half-built ObjectVersion
+# (SQLAlchemy warns); not our code.
+files_rest_snapshot = pytest.mark.filterwarnings(
+    "ignore:Object of type <ObjectVersion> not in session:sqlalchemy.exc.SAWarning"
+)
+
+
+@files_rest_snapshot
+@pytest.mark.parametrize("as_", [lambda b: b, lambda b: b.id, lambda b: str(b.id)])
+def test_files_dumps_takes_a_bucket_or_its_id(db, location, as_):
+    rec = Record.create({"title": "x"})
+    rec.files["a.txt"] = BytesIO(b"a")
+    rec.files["a.txt"]["type"] = "txt"
+    rec.commit()
+    db.session.commit()
+    snapshot = rec.files.bucket.snapshot(lock=True)
+    db.session.commit()
+
+    dumped = rec.files.dumps(bucket=as_(snapshot))
+    assert [(e["key"], e["bucket"], e["type"]) for e in dumped] == [
+        ("a.txt", str(snapshot.id), "txt")
+    ]
+    assert [e["bucket"] for e in rec.files.dumps(bucket=as_(rec.bucket))] == [
+        str(rec.bucket.id)
+    ]
