@@ -21,6 +21,7 @@ Error                            Also an instance of                   Status
 :class:`RecordGoneError`         ``MissingModelError``                 410
 :class:`ChecksumMismatchError`   ``StorageError`` (Files-REST)         400
 :class:`RecordValidationError`   ``ValueError``                        400
+:class:`UnknownFileEntryError`   ``ValueError``                        400
 :class:`UploadGoneError`         ``MultipartException`` (Files-REST)   404
 :class:`UploadCompletedError`    ``MultipartAlreadyCompleted``         409
 :class:`TooManyFilesError`       ``InvalidOperationError``             400
@@ -217,6 +218,31 @@ class RecordValidationError(RecordFilesError, ValueError):
         self.message = message
         super().__init__(
             description=f"The record does not validate: {message}", **kwargs
+        )
+
+
+class UnknownFileEntryError(RecordFilesError, ValueError):
+    """``_files`` given to ``Record.create()`` names a file its bucket lacks.
+
+    Checked when the record's files are first read, when the record is
+    committed (``record.commit()``) and when the session commits, so that
+    the bucket may be linked after ``create()`` (invenio-deposit links the
+    snapshot it published). Version 4 stored such entries as they were.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, record_id, key, **kwargs) -> None:
+        """Initialize with the id of the record and the ``key`` at fault."""
+        self.record_id = record_id
+        self.key = key
+        super().__init__(
+            description=(
+                f"File {key!r} of _files is not in the bucket of record {record_id}."
+            ),
+            **kwargs,
         )
 
 

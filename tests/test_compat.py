@@ -180,8 +180,12 @@ def test_create_keeps_per_file_metadata_from_files(existing_bucket, db):
 def test_create_refuses_files_not_in_the_bucket(existing_bucket, db):
     from invenio_records.models import RecordMetadata
 
+    record = ImportedRecord.create({"_files": [{"key": "missing.txt"}]})
     with pytest.raises(ValueError, match=r"missing\.txt"):
-        ImportedRecord.create({"_files": [{"key": "missing.txt"}]})
+        record.files  # first read, or else the commit, checks _files
+    with pytest.raises(ValueError, match=r"missing\.txt"):
+        db.session.commit()
+    db.session.rollback()
     assert RecordMetadata.query.count() == 0
 
 
@@ -493,3 +497,83 @@ def test_files_dumps_takes_a_bucket_or_its_id(db, location, as_):
     assert [e["bucket"] for e in rec.files.dumps(bucket=as_(rec.bucket))] == [
         str(rec.bucket.id)
     ]
+
+
+class PublishedRecord(Record):
+    """Deposit's record class: publishing links the snapshot itself."""
+
+    @classmethod
+    def create_bucket(cls, data):
+        return None
+
+
+def deposit_publish(draft, record_class=PublishedRecord, **kwargs):
+    """invenio-deposit's publish: snapshot, create, link, commit."""
+    from invenio_records_files.models import RecordsBuckets
+
+    snapshot = draft.files.bucket.snapshot(lock=True)
+    data = {key: value for key, value in draft.items() if key != "_bucket"}
+    data["_files"] = draft.files.dumps(bucket=snapshot.id)
+    record = record_class.create(data, **kwargs)
+    RecordsBuckets.create(record=record.model, bucket=snapshot)
+    db_session().commit()
+    return record, snapshot
+
+
+def db_session():
+    from invenio_db import db
+
+    return db.session
+
+
+def draft_with_files(db):
+    draft = Record.create({"title": "Draft"})
+    draft.files["b.csv"] = BytesIO(b"x,y")
+    draft.files["a.pdf"] = BytesIO(b"%PDF")
+    draft.files["a.pdf"]["type"] = "pdf"
+    draft.files.sort_by("a.pdf", "b.csv")
+    draft.commit()
+    db.session.commit()
+    return draft
+
+
+def read(fileobj):
+    with fileobj.obj.file.storage().open() as fp:
+        return fp.read()
+
+
+def files_of(record):
+    return [(f["key"], f.get("type"), read(f)) for f in record.files]
+
+
+@files_rest_snapshot
+@pytest.mark.parametrize("kwargs", [{}, {"with_bucket": False}])
+def test_deposit_publish_links_the_snapshot_after_create(db, location, kwargs):
+    draft = draft_with_files(db)
+    cls = PublishedRecord if not kwargs else Record
+    record, snapshot = deposit_publish(draft, cls, **kwargs)
+    expected = [("a.pdf", "pdf", b"%PDF"), ("b.csv", None, b"x,y")]
+    assert record.files.bucket.id == snapshot.id
+    assert files_of(record) == expected
+    assert [e["bucket"] for e in record["_files"]] == [str(snapshot.id)] * 2
+
+    db.session.expire_all()
+    stored = Record.get_record(record.id)
+    assert files_of(stored) == expected
+    assert stored.files.bucket.locked
+
+
+@files_rest_snapshot
+def test_deposit_publish_of_a_file_the_snapshot_lacks_fails_at_commit(db, location):
+    from invenio_records_files.errors import UnknownFileEntryError
+    from invenio_records_files.models import RecordsBuckets
+
+    draft = draft_with_files(db)
+    snapshot = draft.files.bucket.snapshot(lock=True)
+    data = {"title": "x", "_files": draft.files.dumps(bucket=snapshot.id)}
+    data["_files"].append({"key": "gone.txt"})
+    record = PublishedRecord.create(data)
+    RecordsBuckets.create(record=record.model, bucket=snapshot)
+    with pytest.raises(UnknownFileEntryError, match=r"gone\.txt"):
+        db.session.commit()
+    db.session.rollback()
