@@ -577,3 +577,22 @@ def test_deposit_publish_of_a_file_the_snapshot_lacks_fails_at_commit(db, locati
     with pytest.raises(UnknownFileEntryError, match=r"gone\.txt"):
         db.session.commit()
     db.session.rollback()
+
+
+@files_rest_snapshot
+def test_sort_by_on_a_locked_bucket_reorders_files(db, location):
+    from invenio_files_rest.models import ObjectVersion
+
+    record, snapshot = deposit_publish(draft_with_files(db))
+    versions = ObjectVersion.query.filter_by(bucket_id=snapshot.id).count()
+    record.files.sort_by("b.csv")
+    record["_files"][1]["description"] = "The paper"
+    record.commit()
+    db.session.commit()
+
+    db.session.expire_all()
+    stored = Record.get_record(record.id)
+    assert [f["key"] for f in stored["_files"]] == ["b.csv", "a.pdf"]
+    assert stored.files["a.pdf"]["description"] == "The paper"
+    assert stored.files.bucket.locked
+    assert ObjectVersion.query.filter_by(bucket_id=snapshot.id).count() == versions

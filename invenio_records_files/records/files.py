@@ -515,8 +515,12 @@ class FilesIterator:
         in their current order.
 
         :param ids: Keys or file ids (``file_id``) of the files.
+        The bucket may be locked: only the record's ``_files`` changes.
+
         :raises KeyError: if an id names no file of the record.
         :raises ValueError: if a file is named twice.
+        :raises invenio_records_files.errors.DeletedBucketError: if the
+            bucket was deleted.
         """
         objects_ = self._objects()
         by_key = {obj.key: obj for obj in objects_}
@@ -533,7 +537,11 @@ class FilesIterator:
             seen.add(key)
             order.append(key)
         order.extend(obj.key for obj in objects_ if obj.key not in seen)
-        self._lock()
+        if self.bucket.deleted:
+            raise DeletedBucketError(self.bucket.id)
+        # Only the order changes (no object is written): a locked bucket, a
+        # published record's, may be reordered, as in version 4.
+        self.record._files_state.lock(self.record, self.bucket, check=False)
         state = self.record._files_state
         unlisted = [key for key in order if state.base is None or key not in state.base]
         if unlisted:

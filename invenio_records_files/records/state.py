@@ -410,7 +410,8 @@ class FilesState:
             if entries.custom(listed[key]) != entries.custom(base[key])
         }
         if changed or added or order != natural:
-            self.lock(record, bucket)
+            # Only entries are written: a locked bucket's may change.
+            self.lock(record, bucket, check=False)
             entries.set_data(record.id, changed)
             entries.add_many(
                 record.id, [(key, entries.custom(listed[key])) for key in added]
