@@ -596,3 +596,34 @@ def test_sort_by_on_a_locked_bucket_reorders_files(db, location):
     assert stored.files["a.pdf"]["description"] == "The paper"
     assert stored.files.bucket.locked
     assert ObjectVersion.query.filter_by(bucket_id=snapshot.id).count() == versions
+
+
+@pytest.mark.parametrize(
+    "reattach",
+    [
+        lambda session, record: session.add(record.model),
+        lambda session, record: session.merge(record.model),
+        lambda session, record: setattr(record, "model", session.merge(record.model)),
+        lambda session, record: session.expire_all(),  # not reattached at all
+    ],
+    ids=["add", "merge", "merge-and-keep", "detached"],
+)
+def test_record_loaded_in_an_earlier_session_gets_files(app, db, location, reattach):
+    rec = Record.create({"title": "x"})
+    rec.files["a.txt"] = BytesIO(b"a")
+    rec.commit()
+    db.session.commit()
+    record_id = rec.id
+    record = Record.get_record(record_id)
+    assert record.files["a.txt"]  # the bucket is known, from this session
+    db.session.remove()  # the request, task or app context ended
+
+    reattach(db.session, record)
+    record.files["b.txt"] = BytesIO(b"b")
+    record.files["a.txt"]["type"] = "txt"
+    record.commit()
+    db.session.commit()
+
+    db.session.remove()
+    stored = Record.get_record(record_id)
+    assert files_of(stored) == [("a.txt", "txt", b"a"), ("b.txt", None, b"b")]

@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import NoResultFound, StaleDataError
 from invenio_records_files.errors import FilesExistError, NoBucketError
 from invenio_records_files.records.extension import FilesExtension
 from invenio_records_files.records.files import FileObject, FilesIterator
-from invenio_records_files.records.state import FilesState, state_of
+from invenio_records_files.records.state import FilesState, attached_model, state_of
 from invenio_records_files.store import entries
 from invenio_records_files.store.keys import listed_entries, sorted_files_from_bucket
 from invenio_records_files.store.models import RecordsBuckets
@@ -94,8 +94,7 @@ class FilesMixin:
         :raises invenio_records.errors.MissingModelError: if the record has
             no model.
         """
-        if self.model is None:
-            raise MissingModelError()
+        attached_model(self)  # a model of an earlier session is merged
         state = self._files_state
         bucket = state.bucket(self)
         if bucket is None:

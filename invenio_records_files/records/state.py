@@ -103,6 +103,32 @@ def record_identity(model):
     return identity[0] if identity else None
 
 
+def attached_model(record: "FilesMixin"):
+    """Return the record's model, in the current session.
+
+    A model loaded in an earlier session (an app context, request or task
+    that ended) is merged into this one, as Invenio-Records' ``commit()``
+    merges it; the record then uses the merged model (it keeps its files
+    state).
+
+    :raises invenio_records.errors.MissingModelError: without a model.
+    """
+    model = record.model
+    if model is None:
+        raise MissingModelError()
+    if not inspect(model).detached:
+        return model
+    session = db.session()
+    merged = session.identity_map.get(inspect(model).key)  # merged by the caller
+    if merged is None:
+        merged = session.merge(model)
+    state = _STATES.get(model)
+    if state is not None and merged not in _STATES:
+        _STATES[merged] = state
+    record.model = merged
+    return merged
+
+
 def restore_bucket_fields(record: "FilesMixin") -> None:
     """Put back the bucket fields of ``record`` as they are stored."""
     stored = record.model.json or {}
@@ -136,10 +162,19 @@ class FilesState:
     # -- the bucket ----------------------------------------------------------
 
     def bucket(self, record: "FilesMixin") -> Bucket | None:
-        """Return the bucket linked to ``record`` (one query, then cached)."""
-        if self._bucket is not _UNKNOWN and (
-            self._bucket_learnt_in is None
-            or stands(db.session(), self._bucket_learnt_in)
+        """Return the bucket linked to ``record`` (one query, then cached).
+
+        A bucket learnt in another session (the record was loaded in an
+        earlier app context or request) is looked up again in this one.
+        """
+        session = db.session()
+        if (
+            self._bucket is not _UNKNOWN
+            and (
+                self._bucket_learnt_in is None
+                or stands(session, self._bucket_learnt_in)
+            )
+            and (self._bucket is None or inspect(self._bucket).session is session)
         ):
             return self._bucket
         bucket = None
@@ -213,9 +248,7 @@ class FilesState:
             check_writable(bucket)
 
     def _lock_record(self, record: "FilesMixin", reload: bool) -> None:
-        model = record.model
-        if model is None:
-            raise MissingModelError()
+        model = attached_model(record)
         known = inspect(model).dict.get("version_id")
         before = self.loaded_json if self.loaded_json is not None else model.json
         try:
@@ -252,7 +285,7 @@ class FilesState:
         before = self.loaded_json
         if before is None:
             return False
-        model = record.model
+        model = attached_model(record)
         try:
             lock_row(model)
         except InvalidRequestError:
