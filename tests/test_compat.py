@@ -627,3 +627,43 @@ def test_record_loaded_in_an_earlier_session_gets_files(app, db, location, reatt
     db.session.remove()
     stored = Record.get_record(record_id)
     assert files_of(stored) == [("a.txt", "txt", b"a"), ("b.txt", None, b"b")]
+
+
+def deposit_discard(draft, record):
+    """invenio-deposit's discard, then the line docs/compatibility.rst adds."""
+    from copy import deepcopy
+
+    from invenio_db import db
+    from sqlalchemy.orm.attributes import flag_modified
+
+    with db.session.begin_nested():
+        draft.model.json = deepcopy(record.model.json)
+        flag_modified(draft.model, "json")
+        db.session.merge(draft.model)
+    discarded = Record(draft.model.json, model=draft.model)
+    discarded["_files"] = deepcopy(record["_files"])  # the line to add
+    discarded.commit()
+    db.session.commit()
+    return discarded
+
+
+@files_rest_snapshot
+def test_deposit_discard_restores_files_order_and_metadata(db, location):
+    draft = draft_with_files(db)
+    record, _ = deposit_publish(draft)
+    draft.files.sort_by("b.csv")
+    draft.files["a.pdf"]["type"] = "draft-type"
+    draft["title"] = "Edited"
+    draft.commit()
+    db.session.commit()
+
+    discarded = deposit_discard(draft, record)
+    expected = [("a.pdf", "pdf", b"%PDF"), ("b.csv", None, b"x,y")]
+    assert discarded["title"] == "Draft"
+    assert files_of(discarded) == expected
+    assert discarded.bucket.id == draft.files.bucket.id
+    db.session.expire_all()
+    stored = Record.get_record(draft.id)
+    assert files_of(stored) == expected
+    assert stored["_bucket"] == str(draft.files.bucket.id)
+    assert {e["bucket"] for e in stored["_files"]} == {str(draft.files.bucket.id)}
