@@ -667,3 +667,69 @@ def test_deposit_discard_restores_files_order_and_metadata(db, location):
     assert files_of(stored) == expected
     assert stored["_bucket"] == str(draft.files.bucket.id)
     assert {e["bucket"] for e in stored["_files"]} == {str(draft.files.bucket.id)}
+
+
+@files_rest_snapshot
+def test_deposit_flow_publish_edit_publish_discard(db, location):
+    """invenio-deposit's whole flow, with plain Invenio-Records and this module."""
+    # A draft with files.
+    draft = draft_with_files(db)
+    first = [("a.pdf", "pdf", b"%PDF"), ("b.csv", None, b"x,y")]
+    assert files_of(draft) == first
+
+    # Publish: snapshot, create, link, commit.
+    record, snapshot = deposit_publish(draft)
+    draft.files.bucket.locked = True
+    db.session.commit()
+    assert files_of(record) == first
+    db.session.expire_all()
+    assert files_of(Record.get_record(record.id)) == first
+    assert Record.get_record(record.id).files.bucket.id == snapshot.id
+
+    # Edit: unlock the draft's bucket, reorder, add a file, set metadata.
+    draft = Record.get_record(draft.id)
+    draft.files.bucket.locked = False
+    draft.files["c.txt"] = BytesIO(b"notes")
+    draft.files.sort_by("c.txt", "b.csv")
+    draft.files["b.csv"]["type"] = "csv"
+    draft["title"] = "Second version"
+    draft.commit()
+    db.session.commit()
+    second = [
+        ("c.txt", None, b"notes"),
+        ("b.csv", "csv", b"x,y"),
+        ("a.pdf", "pdf", b"%PDF"),
+    ]
+    assert files_of(draft) == second
+    assert files_of(Record.get_record(record.id)) == first  # published unchanged
+
+    # Publish again: sync the draft's files into the record's bucket.
+    record = Record.get_record(record.id)
+    record.files.bucket.locked = False
+    draft.files.bucket.sync(record.files.bucket)
+    record["title"] = draft["title"]
+    record["_files"] = draft.files.dumps(bucket=record.files.bucket.id)
+    record.commit()
+    record.files.bucket.locked = True
+    draft.files.bucket.locked = True
+    db.session.commit()
+    db.session.expire_all()
+    record = Record.get_record(record.id)
+    assert record["title"] == "Second version"
+    assert files_of(record) == second
+    assert {e["bucket"] for e in record["_files"]} == {str(snapshot.id)}
+
+    # Edit again, then discard: the draft is the published record again.
+    draft = Record.get_record(draft.id)
+    draft.files.bucket.locked = False
+    draft.files.sort_by("a.pdf")
+    draft.files["a.pdf"]["type"] = "changed"
+    draft["title"] = "Discarded edit"
+    draft.commit()
+    db.session.commit()
+    discarded = deposit_discard(draft, record)
+    assert discarded["title"] == "Second version"
+    assert files_of(discarded) == second
+    db.session.expire_all()
+    assert files_of(Record.get_record(draft.id)) == second
+    assert files_of(Record.get_record(record.id)) == second
