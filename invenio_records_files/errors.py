@@ -22,6 +22,7 @@ Error                            Also an instance of                   Status
 :class:`ChecksumMismatchError`   ``StorageError`` (Files-REST)         400
 :class:`RecordValidationError`   ``ValueError``                        400
 :class:`UnknownFileEntryError`   ``ValueError``                        400
+:class:`InvalidArgumentError`    ``ValueError``                        400
 :class:`UploadGoneError`         ``MultipartException`` (Files-REST)   404
 :class:`UploadCompletedError`    ``MultipartAlreadyCompleted``         409
 :class:`TooManyFilesError`       ``InvalidOperationError``             400
@@ -244,6 +245,24 @@ class UnknownFileEntryError(RecordFilesError, ValueError):
             ),
             **kwargs,
         )
+
+
+class InvalidArgumentError(RecordFilesError, ValueError):
+    """A query argument of a request is malformed (``?versionId=x``).
+
+    Every endpoint of a record's files answers a bad ``versionId`` or
+    ``uploadId`` with this ``400`` (Invenio-Files-REST answered ``422``
+    "Validation error." on downloads).
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, name: str, **kwargs) -> None:
+        """Initialize with the ``argument`` at fault."""
+        self.argument = name
+        super().__init__(description=f"Invalid {name}.", **kwargs)
 
 
 class UploadGoneError(MultipartException):

@@ -733,3 +733,31 @@ def test_deposit_flow_publish_edit_publish_discard(db, location):
     db.session.expire_all()
     assert files_of(Record.get_record(draft.id)) == second
     assert files_of(Record.get_record(record.id)) == second
+
+
+# -- REST answers ------------------------------------------------------------------
+
+
+def zip_of(**members):
+    import zipfile
+
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["versionId=x", "versionId=x&members", "versionId=x&member=one.txt"],
+    ids=["download", "members", "member"],
+)
+@pytest.mark.parametrize("method", ["get", "head", "delete"])
+def test_a_bad_version_id_is_one_400_everywhere(client, record, query, method):
+    upload(client, "data.zip", zip_of(**{"one.txt": b"1"}))
+    url = f"/api/records/1/files/data.zip?{query}"
+    response = getattr(client, method)(url)
+    assert response.status_code == 400
+    if method != "head":
+        assert body(response) == {"status": 400, "message": "Invalid versionId."}
