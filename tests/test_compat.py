@@ -761,3 +761,32 @@ def test_a_bad_version_id_is_one_400_everywhere(client, record, query, method):
     assert response.status_code == 400
     if method != "head":
         assert body(response) == {"status": 400, "message": "Invalid versionId."}
+
+
+def test_multipart_init_describes_the_parts_to_send(client, record):
+    mib = 1024 * 1024
+    response = client.post(
+        f"/api/records/1/files/big.bin?uploads&size={12 * mib}&partSize={6 * mib}"
+    )
+    assert response.status_code == 200
+    multipart = body(response)
+    assert (multipart["last_part_number"], multipart["last_part_size"]) == (1, 6 * mib)
+    upload_id = multipart["id"]
+    parts = [b"a" * (6 * mib), b"b" * (6 * mib)]
+    for number in range(multipart["last_part_number"] + 1):
+        size = multipart["last_part_size"] if number == 1 else multipart["part_size"]
+        assert len(parts[number]) == size
+        response = client.put(
+            f"/api/records/1/files/big.bin?uploadId={upload_id}&partNumber={number}",
+            data=parts[number],
+        )
+        assert response.status_code == 200
+    response = client.post(f"/api/records/1/files/big.bin?uploadId={upload_id}")
+    assert response.status_code == 200
+    assert client.get("/api/records/1/files/big.bin").data == b"".join(parts)
+
+    response = client.post("/api/records/1/files/odd.bin?uploads&size=10&partSize=4")
+    assert (body(response)["last_part_number"], body(response)["last_part_size"]) == (
+        2,
+        2,
+    )
