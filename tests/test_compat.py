@@ -507,7 +507,7 @@ class PublishedRecord(Record):
         return None
 
 
-def deposit_publish(draft, record_class=PublishedRecord, **kwargs):
+def deposit_publish(draft, record_class=PublishedRecord, by_ids=False, **kwargs):
     """invenio-deposit's publish: snapshot, create, link, commit."""
     from invenio_records_files.models import RecordsBuckets
 
@@ -515,7 +515,10 @@ def deposit_publish(draft, record_class=PublishedRecord, **kwargs):
     data = {key: value for key, value in draft.items() if key != "_bucket"}
     data["_files"] = draft.files.dumps(bucket=snapshot.id)
     record = record_class.create(data, **kwargs)
-    RecordsBuckets.create(record=record.model, bucket=snapshot)
+    if by_ids:
+        db_session().add(RecordsBuckets(record_id=record.id, bucket_id=snapshot.id))
+    else:
+        RecordsBuckets.create(record=record.model, bucket=snapshot)
     db_session().commit()
     return record, snapshot
 
@@ -547,11 +550,12 @@ def files_of(record):
 
 
 @files_rest_snapshot
+@pytest.mark.parametrize("by_ids", [False, True], ids=["create", "ids"])
 @pytest.mark.parametrize("kwargs", [{}, {"with_bucket": False}])
-def test_deposit_publish_links_the_snapshot_after_create(db, location, kwargs):
+def test_deposit_publish_links_the_snapshot_after_create(db, location, kwargs, by_ids):
     draft = draft_with_files(db)
     cls = PublishedRecord if not kwargs else Record
-    record, snapshot = deposit_publish(draft, cls, **kwargs)
+    record, snapshot = deposit_publish(draft, cls, by_ids=by_ids, **kwargs)
     expected = [("a.pdf", "pdf", b"%PDF"), ("b.csv", None, b"x,y")]
     assert record.files.bucket.id == snapshot.id
     assert files_of(record) == expected
@@ -790,3 +794,26 @@ def test_multipart_init_describes_the_parts_to_send(client, record):
         2,
         2,
     )
+
+
+def test_a_bucket_linked_after_create_without_files_is_seen(db, location):
+    from invenio_files_rest.models import Bucket
+
+    from invenio_records_files.models import RecordsBuckets
+
+    for link in (
+        lambda rec, bucket: RecordsBuckets.create(record=rec.model, bucket=bucket),
+        lambda rec, bucket: db.session.add(
+            RecordsBuckets(record_id=rec.id, bucket_id=bucket.id)
+        ),
+    ):
+        rec = Record.create({}, with_bucket=False)
+        assert rec.files is None
+        bucket = Bucket.create()
+        link(rec, bucket)
+        db.session.flush()
+        assert rec.files.bucket.id == bucket.id
+        rec.files["a.txt"] = BytesIO(b"a")
+        rec.commit()
+        db.session.commit()
+        assert files_of(Record.get_record(rec.id)) == [("a.txt", None, b"a")]

@@ -473,10 +473,19 @@ def _on_link(target, args, kwargs) -> None:
 
     ``RecordsBuckets.create(record=record.model, bucket=...)`` after
     ``Record.create(..., with_bucket=False)`` (as invenio-deposit publishes)
-    gives the record's ``files`` that bucket. A link made with a
-    ``record_id`` only is seen by records loaded afterwards.
+    gives the record's ``files`` that bucket; a link made with ids
+    (``RecordsBuckets(record_id=..., bucket_id=...)``) makes the record look
+    its bucket up again.
     """
     model = kwargs.get("record")
-    state = _STATES.get(model) if model is not None else None
-    if state is not None:
-        state.linked(kwargs.get("bucket"))
+    if model is not None:
+        state = _STATES.get(model)
+        if state is not None:
+            state.linked(kwargs.get("bucket"))
+        return
+    record_id = kwargs.get("record_id")
+    if record_id is None:
+        return
+    for known, state in list(_STATES.items()):
+        if str(record_identity(known)) == str(record_id):
+            state.forget()
