@@ -21,6 +21,8 @@ Error                            Also an instance of                   Status
 :class:`RecordGoneError`         ``MissingModelError``                 410
 :class:`ChecksumMismatchError`   ``StorageError`` (Files-REST)         400
 :class:`RecordValidationError`   ``ValueError``                        400
+:class:`UnknownFileEntryError`   ``ValueError``                        400
+:class:`InvalidArgumentError`    ``ValueError``                        400
 :class:`UploadGoneError`         ``MultipartException`` (Files-REST)   404
 :class:`UploadCompletedError`    ``MultipartAlreadyCompleted``         409
 :class:`TooManyFilesError`       ``InvalidOperationError``             400
@@ -218,6 +220,49 @@ class RecordValidationError(RecordFilesError, ValueError):
         super().__init__(
             description=f"The record does not validate: {message}", **kwargs
         )
+
+
+class UnknownFileEntryError(RecordFilesError, ValueError):
+    """``_files`` given to ``Record.create()`` names a file its bucket lacks.
+
+    Checked when the record's files are first read, when the record is
+    committed (``record.commit()``) and when the session commits, so that
+    the bucket may be linked after ``create()`` (invenio-deposit links the
+    snapshot it published). Version 4 stored such entries as they were.
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, record_id, key, **kwargs) -> None:
+        """Initialize with the id of the record and the ``key`` at fault."""
+        self.record_id = record_id
+        self.key = key
+        super().__init__(
+            description=(
+                f"File {key!r} of _files is not in the bucket of record {record_id}."
+            ),
+            **kwargs,
+        )
+
+
+class InvalidArgumentError(RecordFilesError, ValueError):
+    """A query argument of a request is malformed (``?versionId=x``).
+
+    Every endpoint of a record's files answers a bad ``versionId`` or
+    ``uploadId`` with this ``400`` (Invenio-Files-REST answered ``422``
+    "Validation error." on downloads).
+
+    .. versionadded:: 5.0.0
+    """
+
+    code = 400
+
+    def __init__(self, name: str, **kwargs) -> None:
+        """Initialize with the ``argument`` at fault."""
+        self.argument = name
+        super().__init__(description=f"Invalid {name}.", **kwargs)
 
 
 class UploadGoneError(MultipartException):

@@ -351,8 +351,14 @@ def test_revert_keeps_current_files(record, db):
 
 
 def test_created_record_refuses_client_files_not_in_its_bucket(db, location):
+    from invenio_records_files.errors import UnknownFileEntryError
+
+    record = Record.create({"_files": [{"key": "forged.txt"}]})
+    with pytest.raises(UnknownFileEntryError, match=r"forged\.txt"):
+        record.commit()
     with pytest.raises(ValueError, match=r"forged\.txt"):
-        Record.create({"_files": [{"key": "forged.txt"}]})
+        db.session.commit()
+    db.session.rollback()
     assert RecordMetadata.query.count() == 0
     assert Bucket.query.count() == 0
 

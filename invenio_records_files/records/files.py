@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, KeysView, Mapping
 from copy import copy
 from typing import Any
+from uuid import UUID
 
 from invenio_db import db
 from invenio_files_rest.models import Bucket, ObjectVersion, ObjectVersionTag
@@ -223,11 +224,23 @@ class FilesIterator:
     def dumps(self, bucket: Bucket | None = None) -> list[dict]:
         """Serialize files from a bucket.
 
-        :param bucket: Instance of files
-            :class:`~invenio_files_rest.models.Bucket`. (Default:
-            ``self.bucket``)
+        :param bucket: A :class:`~invenio_files_rest.models.Bucket`, or its
+            id (a UUID or a string), as version 4 took (default:
+            ``self.bucket``).
         :returns: List of serialized files.
+
+        .. versionchanged:: 5.0.0
+           ``bucket`` may be an id again, as in version 4.0.1.
         """
+        if bucket is not None and not isinstance(bucket, Bucket):
+            bucket_id = UUID(str(bucket))
+            bucket = (
+                self.bucket
+                if self.bucket.id == bucket_id
+                else db.session.get(Bucket, bucket_id)
+            )
+            if bucket is None:
+                return []  # no such bucket: no files, as version 4
         attach = bucket is None or bucket.id == self.bucket.id
         return [self._wrap(obj, attach=attach).dumps() for obj in self._objects(bucket)]
 
@@ -502,8 +515,12 @@ class FilesIterator:
         in their current order.
 
         :param ids: Keys or file ids (``file_id``) of the files.
+        The bucket may be locked: only the record's ``_files`` changes.
+
         :raises KeyError: if an id names no file of the record.
         :raises ValueError: if a file is named twice.
+        :raises invenio_records_files.errors.DeletedBucketError: if the
+            bucket was deleted.
         """
         objects_ = self._objects()
         by_key = {obj.key: obj for obj in objects_}
@@ -520,7 +537,11 @@ class FilesIterator:
             seen.add(key)
             order.append(key)
         order.extend(obj.key for obj in objects_ if obj.key not in seen)
-        self._lock()
+        if self.bucket.deleted:
+            raise DeletedBucketError(self.bucket.id)
+        # Only the order changes (no object is written): a locked bucket, a
+        # published record's, may be reordered, as in version 4.
+        self.record._files_state.lock(self.record, self.bucket, check=False)
         state = self.record._files_state
         unlisted = [key for key in order if state.base is None or key not in state.base]
         if unlisted:

@@ -25,8 +25,9 @@ from sqlalchemy.orm.exc import NoResultFound, StaleDataError
 from invenio_records_files.errors import FilesExistError, NoBucketError
 from invenio_records_files.records.extension import FilesExtension
 from invenio_records_files.records.files import FileObject, FilesIterator
-from invenio_records_files.records.state import FilesState, state_of
+from invenio_records_files.records.state import FilesState, attached_model, state_of
 from invenio_records_files.store import entries
+from invenio_records_files.store.keys import listed_entries
 from invenio_records_files.store.models import RecordsBuckets
 
 __all__ = ("FilesMixin", "Record")
@@ -84,8 +85,7 @@ class FilesMixin:
         :raises invenio_records.errors.MissingModelError: if the record has
             no model.
         """
-        if self.model is None:
-            raise MissingModelError()
+        attached_model(self)  # a model of an earlier session is merged
         state = self._files_state
         bucket = state.bucket(self)
         if bucket is None:
@@ -99,6 +99,7 @@ class FilesMixin:
             state.load(self)
         elif "_files" not in self and state.base:
             state.loaded(self, list(state.base.values()))
+        state.check_entries(self)
         return self.files_iter_cls(self, bucket=bucket, file_cls=self.file_cls)
 
     @files.setter
@@ -151,18 +152,32 @@ class Record(_Record, FilesMixin):
         ``data["_files"]`` provides their metadata and order (the fields the
         bucket provides are taken from the bucket).
 
+        Entries of ``data["_files"]`` for files the bucket does not hold (or
+        all of them, for a record created without a bucket) are kept too:
+        the bucket may be linked after ``create()`` returns, as
+        invenio-deposit links the snapshot it publishes
+        (``RecordsBuckets.create(record=record.model, bucket=snapshot)``).
+        They are checked when the record's files are first read, when the
+        record is committed, or when the session commits, whichever comes
+        first: a key the linked bucket lacks then raises
+        :class:`~invenio_records_files.errors.UnknownFileEntryError` (a
+        ``ValueError``).
+
         :param with_bucket: Create a bucket automatically on record creation.
-        :raises ValueError: if ``data["_files"]`` names a key the bucket does
-            not have (nothing is written).
+
+        .. versionchanged:: 5.0.0
+           ``_files`` is checked once the bucket is known, not in ``create()``.
         """
         given = data.pop("_files", None)
         bucket = cls.create_bucket(data) if with_bucket else None
-        listed = []
+        listed, unknown = [], []
         try:
             if bucket is not None:
                 cls.dump_bucket(data, bucket)
                 if given is not None or _overrides(cls, "create_bucket"):
-                    listed = _describe(bucket, given)
+                    listed, unknown = _describe(bucket, given)
+            elif given is not None:
+                unknown = list(listed_entries(given).values())
             record = super().create(data, id_=id_, **kwargs)
         except Exception:
             if bucket is not None and not _overrides(cls, "create_bucket"):
@@ -170,14 +185,27 @@ class Record(_Record, FilesMixin):
             raise
         state = record._files_state
         state.loaded_json = record.model.json
+        if listed or unknown:
+            entries.add_many(
+                record.id,
+                (
+                    (e["key"], entries.custom(e))
+                    for e in _in_given_order(given, listed, unknown)
+                ),
+            )
+        state.expect_entries(record, [e["key"] for e in unknown])
         if bucket is None:
-            state.know_bucket(None)
-            state.base = {}
+            if unknown:
+                # The bucket is linked later (invenio-deposit's publish): the
+                # caller's entries are kept, and checked once it is known.
+                dict.__setitem__(record, "_files", [dict(e) for e in unknown])
+                state.forget()
+            else:
+                state.know_bucket(None)
+                state.base = {}
             return record
         db.session.add(RecordsBuckets(record=record.model, bucket=bucket))
         state.know_bucket(bucket, linked_now=True)
-        if listed:
-            entries.add_many(record.id, ((e["key"], entries.custom(e)) for e in listed))
         if listed or given is not None:
             dict.__setitem__(record, "_files", [])
         state.loaded(record, listed)
@@ -384,18 +412,28 @@ def _overrides(cls: type, name: str) -> bool:
     return getattr(cls, name).__func__ is not getattr(Record, name).__func__
 
 
-def _describe(bucket: Bucket, given) -> list[dict]:
+def _describe(bucket: Bucket, given) -> tuple[list[dict], list[dict]]:
     """Return ``_files`` for a new record on ``bucket`` (its current files).
 
     :param given: The caller's ``_files`` (metadata and order), or ``None``.
-    :raises ValueError: if ``given`` names a key that is not in the bucket.
+    :returns: The entries of the bucket's files, and those of ``given`` whose
+        key the bucket lacks (checked later, see
+        :meth:`~invenio_records_files.records.state.FilesState.check_entries`).
     """
     heads = entries.heads(bucket.id)
-    listed = {}
-    for entry in given if isinstance(given, list) else []:
-        key = entry.get("key") if isinstance(entry, Mapping) else None
-        if key not in heads:
-            raise ValueError(f"File {key!r} of _files is not in the record's bucket.")
-        listed[key] = {**entries.custom(entry), **heads[key]}
+    listed, unknown = {}, []
+    for key, entry in listed_entries(given).items():
+        if key in heads:
+            listed[key] = {**entries.custom(entry), **heads[key]}
+        else:
+            unknown.append(entry)
     listed.update((key, head) for key, head in heads.items() if key not in listed)
-    return list(listed.values())
+    return list(listed.values()), unknown
+
+
+def _in_given_order(given, listed: list[dict], unknown: list[dict]) -> list[dict]:
+    """Return the entries of ``listed`` and ``unknown`` in ``given``'s order."""
+    by_key = {e["key"]: e for e in [*listed, *unknown]}
+    order = [key for key in listed_entries(given) if key in by_key]
+    order += [key for key in by_key if key not in set(order)]
+    return [by_key[key] for key in order]

@@ -33,15 +33,15 @@ from weakref import WeakKeyDictionary
 from invenio_db import db
 from invenio_files_rest.models import Bucket
 from invenio_records.errors import MissingModelError
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from invenio_records_files.errors import RecordGoneError
+from invenio_records_files.errors import RecordGoneError, UnknownFileEntryError
 from invenio_records_files.store import entries
 from invenio_records_files.store.locks import check_writable, lock_row
 from invenio_records_files.store.models import RecordsBuckets
-from invenio_records_files.store.transactions import current, stands
+from invenio_records_files.store.transactions import before_commit, current, stands
 
 if TYPE_CHECKING:
     from invenio_records_files.records.record import FilesMixin
@@ -103,6 +103,32 @@ def record_identity(model):
     return identity[0] if identity else None
 
 
+def attached_model(record: "FilesMixin"):
+    """Return the record's model, in the current session.
+
+    A model loaded in an earlier session (an app context, request or task
+    that ended) is merged into this one, as Invenio-Records' ``commit()``
+    merges it; the record then uses the merged model (it keeps its files
+    state).
+
+    :raises invenio_records.errors.MissingModelError: without a model.
+    """
+    model = record.model
+    if model is None:
+        raise MissingModelError()
+    if not inspect(model).detached:
+        return model
+    session = db.session()
+    merged = session.identity_map.get(inspect(model).key)  # merged by the caller
+    if merged is None:
+        merged = session.merge(model)
+    state = _STATES.get(model)
+    if state is not None and merged not in _STATES:
+        _STATES[merged] = state
+    record.model = merged
+    return merged
+
+
 def restore_bucket_fields(record: "FilesMixin") -> None:
     """Put back the bucket fields of ``record`` as they are stored."""
     stored = record.model.json or {}
@@ -129,14 +155,26 @@ class FilesState:
         """The record's JSON as loaded or last committed."""
         self.removing_bucket = False
         """Set by ``delete(remove_bucket=True)`` for the delete hooks."""
+        self.unchecked: list[str] = []
+        """Keys ``Record.create()`` was given in ``_files`` whose files were
+        not yet found in the bucket (see :meth:`check_entries`)."""
 
     # -- the bucket ----------------------------------------------------------
 
     def bucket(self, record: "FilesMixin") -> Bucket | None:
-        """Return the bucket linked to ``record`` (one query, then cached)."""
-        if self._bucket is not _UNKNOWN and (
-            self._bucket_learnt_in is None
-            or stands(db.session(), self._bucket_learnt_in)
+        """Return the bucket linked to ``record`` (one query, then cached).
+
+        A bucket learnt in another session (the record was loaded in an
+        earlier app context or request) is looked up again in this one.
+        """
+        session = db.session()
+        if (
+            self._bucket is not _UNKNOWN
+            and (
+                self._bucket_learnt_in is None
+                or stands(session, self._bucket_learnt_in)
+            )
+            and (self._bucket is None or inspect(self._bucket).session is session)
         ):
             return self._bucket
         bucket = None
@@ -154,6 +192,11 @@ class FilesState:
         """Remember the linked bucket (``linked_now``: linked in this transaction)."""
         self._bucket = bucket
         self._bucket_learnt_in = current(db.session()) if linked_now else None
+
+    def linked(self, bucket: Bucket | None) -> None:
+        """Learn that the record was just linked to ``bucket`` (files unread)."""
+        self.know_bucket(bucket, linked_now=True)
+        self.base = None
 
     def forget(self) -> None:
         """Forget the bucket and the files (after the record lost its bucket)."""
@@ -205,9 +248,7 @@ class FilesState:
             check_writable(bucket)
 
     def _lock_record(self, record: "FilesMixin", reload: bool) -> None:
-        model = record.model
-        if model is None:
-            raise MissingModelError()
+        model = attached_model(record)
         known = inspect(model).dict.get("version_id")
         before = self.loaded_json if self.loaded_json is not None else model.json
         try:
@@ -244,7 +285,7 @@ class FilesState:
         before = self.loaded_json
         if before is None:
             return False
-        model = record.model
+        model = attached_model(record)
         try:
             lock_row(model)
         except InvalidRequestError:
@@ -263,9 +304,11 @@ class FilesState:
         """Fill ``record["_files"]`` from the stored entries and the bucket."""
         bucket = self.bucket(record)
         if bucket is None:
+            self.check_entries(record)
             self.base = {}
             return
         self.loaded(record, entries.load(record.id, bucket.id))
+        self.check_entries(record)
 
     def loaded(self, record: "FilesMixin", stored: list[dict]) -> None:
         """Set ``record["_files"]`` to ``stored`` (entries loaded for it).
@@ -290,6 +333,41 @@ class FilesState:
                 listed.append(entries.copy_json(entry))
         if listed or "_files" in record or legacy is not _NO_FILES:
             dict.__setitem__(record, "_files", listed)
+
+    # -- entries given to Record.create() ----------------------------------
+
+    def expect_entries(self, record: "FilesMixin", keys: list[str]) -> None:
+        """Check ``keys`` (given to ``create()``) once the bucket is known.
+
+        They are checked when the record's files are first read, when the
+        record is committed, or else when the session commits.
+        """
+        if not keys:
+            return
+        self.unchecked = list(keys)
+        before_commit(db.session(), lambda: self.check_entries(record))
+
+    def check_entries(self, record: "FilesMixin") -> None:
+        """Refuse keys given to ``create()`` that the linked bucket lacks.
+
+        :raises invenio_records_files.errors.UnknownFileEntryError: naming
+            the first such key.
+        """
+        if not self.unchecked:
+            return
+        bucket = self.bucket(record)
+        if bucket is None:
+            missing = self.unchecked
+        else:
+            present = (
+                self.base
+                if self.base is not None
+                else entries.heads(bucket.id, self.unchecked)
+            )
+            missing = [key for key in self.unchecked if key not in present]
+        if missing:
+            raise UnknownFileEntryError(record.id, missing[0])
+        self.unchecked = []
 
     def stored(self, record: "FilesMixin", key: str, entry: dict | None) -> None:
         """Record that the entry of ``key`` is now stored as ``entry``."""
@@ -317,6 +395,7 @@ class FilesState:
         written, after locking the record then the bucket.
         """
         bucket = self.bucket(record)
+        self.check_entries(record)
         if bucket is not None and hasattr(record, "dump_bucket"):
             record.dump_bucket(record, bucket)
         else:
@@ -364,7 +443,8 @@ class FilesState:
             if entries.custom(listed[key]) != entries.custom(base[key])
         }
         if changed or added or order != natural:
-            self.lock(record, bucket)
+            # Only entries are written: a locked bucket's may change.
+            self.lock(record, bucket, check=False)
             entries.set_data(record.id, changed)
             entries.add_many(
                 record.id, [(key, entries.custom(listed[key])) for key in added]
@@ -385,3 +465,27 @@ class FilesState:
             stored[key] = entries.copy_json(entry)
         dict.__setitem__(record, "_files", final)
         self.base = stored
+
+
+@event.listens_for(RecordsBuckets, "init")
+def _on_link(target, args, kwargs) -> None:
+    """Tell the state of a record linked to a bucket after it was loaded.
+
+    ``RecordsBuckets.create(record=record.model, bucket=...)`` after
+    ``Record.create(..., with_bucket=False)`` (as invenio-deposit publishes)
+    gives the record's ``files`` that bucket; a link made with ids
+    (``RecordsBuckets(record_id=..., bucket_id=...)``) makes the record look
+    its bucket up again.
+    """
+    model = kwargs.get("record")
+    if model is not None:
+        state = _STATES.get(model)
+        if state is not None:
+            state.linked(kwargs.get("bucket"))
+        return
+    record_id = kwargs.get("record_id")
+    if record_id is None:
+        return
+    for known, state in list(_STATES.items()):
+        if str(record_identity(known)) == str(record_id):
+            state.forget()

@@ -12,7 +12,6 @@ permission applies, as for a download.
 .. versionadded:: 5.0.0
 """
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC
 from itertools import islice
@@ -25,6 +24,7 @@ from invenio_files_rest.views import ObjectResource
 
 from invenio_records_files import settings
 from invenio_records_files.rest.archive import chunk_size
+from invenio_records_files.rest.resolve import uuid_arg
 from invenio_records_files.rest.serializer import object_url
 from invenio_records_files.store.checksums import crc32
 from invenio_records_files.zips.reader import (
@@ -48,7 +48,7 @@ def members_response(bucket: Bucket, key: str) -> Response:
     :raises ZipMemberError: 400 for bad arguments or a file that is not a
         zip, 404 for a missing member, 413 for a member over the limits.
     """
-    version_id = _uuid_arg("versionId")
+    version_id = uuid_arg("versionId")
     obj = ObjectResource.get_object(bucket, key, version_id)
     if obj.file is None:  # a delete marker
         raise ZipMemberError(404, "Object does not exists.")
@@ -58,16 +58,6 @@ def members_response(bucket: Bucket, key: str) -> Response:
     if name is not None:
         return send_member(obj, name)
     return list_members(obj)
-
-
-def _uuid_arg(name: str) -> uuid.UUID | None:
-    value = request.args.get(name)
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError as error:
-        raise ZipMemberError(400, f"Invalid {name}.") from error
 
 
 def _int_arg(name: str, default: int, maximum: int | None = None) -> int:

@@ -10,6 +10,7 @@ hand ``pid``, ``record`` and the bucket's id to the resources' methods.
 .. versionadded:: 5.0.0
 """
 
+import uuid
 from functools import wraps
 from types import SimpleNamespace
 
@@ -25,6 +26,7 @@ from invenio_pidstore.resolver import Resolver
 from sqlalchemy.orm.exc import NoResultFound
 
 from invenio_records_files.errors import (
+    InvalidArgumentError,
     NoBucketError,
     RecordFilesRESTError,
 )
@@ -154,3 +156,28 @@ def resolve_import_source(value: str, record_class: type[FilesMixin] = Record):
         raise RecordFilesRESTError(
             error.code, f"Cannot import from {value!r}: {error.description}"
         ) from error
+
+
+UUID_ARGUMENTS = ("versionId", "uploadId")
+"""Query arguments that are UUIDs (checked by :func:`check_uuid_arguments`)."""
+
+
+def uuid_arg(name: str) -> uuid.UUID | None:
+    """Return the query argument ``name`` as a UUID (``None`` when absent).
+
+    :raises invenio_records_files.errors.InvalidArgumentError: (400,
+        "Invalid <name>.") if it is not a UUID.
+    """
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError as error:
+        raise InvalidArgumentError(name) from error
+
+
+def check_uuid_arguments() -> None:
+    """Refuse a request whose ``versionId`` or ``uploadId`` is not a UUID."""
+    for name in UUID_ARGUMENTS:
+        uuid_arg(name)

@@ -48,6 +48,7 @@ from invenio_records_files.rest import archive, download
 from invenio_records_files.rest import members as zipmembers
 from invenio_records_files.rest.resolve import (
     RecordFilesRESTError,
+    check_uuid_arguments,
     pass_bucket_id,
     pass_record,
     resolve_import_source,
@@ -241,6 +242,7 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
         ``?members`` and ``?member=<name>`` look inside a zip file (see
         :mod:`invenio_records_files.rest.members`).
         """
+        check_uuid_arguments()
         if zipmembers.wants_members(request.args):
             bucket = state_of(record).bucket(record)
             return zipmembers.members_response(bucket, kwargs["key"])
@@ -253,16 +255,19 @@ class RecordObjectResource(RecordFilesResourceMixin, ObjectResource):
     @pass_bucket_id
     def put(self, pid, record, **kwargs):
         """Upload a file (a new version of it), or a part of an upload."""
+        check_uuid_arguments()
         return super().put(**kwargs)
 
     @pass_bucket_id
     def post(self, pid, record, **kwargs):
         """Start (``?uploads``) or complete (``?uploadId``) a multipart upload."""
+        check_uuid_arguments()
         return super().post(**kwargs)
 
     @pass_bucket_id
     def delete(self, pid, record, **kwargs):
         """Delete a file, remove a version, or abort a multipart upload."""
+        check_uuid_arguments()
         return super().delete(**kwargs)
 
     def create_object(self, bucket, key):

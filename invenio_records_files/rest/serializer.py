@@ -18,7 +18,7 @@ from invenio_files_rest.serializer import (
     PartSchema,
     json_serializer,
 )
-from marshmallow import post_dump
+from marshmallow import fields, post_dump
 from marshmallow_utils.context import context_schema
 
 
@@ -100,7 +100,19 @@ class RecordObjectVersionSchema(ObjectVersionSchema):
 
 
 class RecordMultipartObjectSchema(MultipartObjectSchema):
-    """Multipart upload, linked in the record's URL space."""
+    """Multipart upload, linked in the record's URL space.
+
+    ``last_part_number`` is the number of the last part the client sends
+    (parts are numbered from 0) and ``last_part_size`` its size in bytes:
+    for a size that is a multiple of the part size, a whole part (Files-REST
+    reports ``0``, but the record files endpoints take a whole last part).
+    """
+
+    last_part_size = fields.Method("dump_last_part_size", dump_only=True)
+
+    def dump_last_part_size(self, o) -> int:
+        """Size of the last part the client sends."""
+        return max(0, o.size - max(0, o.last_part_number) * o.chunk_size)
 
     def dump_links(self, o):
         """Dump links."""

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 _HANDED_OVER = "invenio_records_files.handed_over"
 _CALLBACKS = "invenio_records_files.on_commit"
+_CHECKS = "invenio_records_files.before_commit"
 _LISTENING = "_invenio_records_files_listening"
 
 
@@ -74,14 +75,35 @@ def on_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_CALLBACKS, {}).setdefault(transaction, []).append(callback)
 
 
+def before_commit(session: Session, check: Callable[[], None]) -> None:
+    """Call ``check`` before the outermost transaction commits (once).
+
+    An exception ``check`` raises stops the commit. Forgotten when the
+    outermost transaction ends either way.
+    """
+    listen(session)
+    session.info.setdefault(_CHECKS, []).append(check)
+
+
 def listen(session: Session | scoped_session) -> None:
     """Attach the listeners to the class of ``session`` (once)."""
     target = session.session_factory if isinstance(session, scoped_session) else session
     target = getattr(target, "class_", None) or type(target)
     if not vars(target).get(_LISTENING):
+        event.listen(target, "before_commit", _before_commit)
         event.listen(target, "after_commit", _after_commit)
         event.listen(target, "after_transaction_end", _after_transaction_end)
         setattr(target, _LISTENING, True)
+
+
+def _before_commit(session: Session) -> None:
+    transaction = current(session)
+    if transaction is None or transaction.parent is not None:
+        return
+    checks = session.info.get(_CHECKS)
+    for check in checks or ():
+        check()  # a failed check stays until the transaction ends
+    session.info.pop(_CHECKS, None)
 
 
 def _after_commit(session: Session) -> None:
@@ -109,3 +131,4 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     if transaction.parent is None:
         session.info.pop(_HANDED_OVER, None)
         session.info.pop(_CALLBACKS, None)
+        session.info.pop(_CHECKS, None)
