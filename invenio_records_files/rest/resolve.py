@@ -91,9 +91,11 @@ def resolve_record(
 
 
 def _redirect(error: PIDRedirectedError) -> None:
-    """Answer 301 with the same files URL for the destination PID.
+    """Answer with the same files URL for the destination PID.
 
-    The query string is appended as it came; nothing of it reaches
+    ``GET`` and ``HEAD`` get ``301``; writes get ``308`` (clients turn a
+    ``301`` into a ``GET`` and drop the body; a ``308`` keeps the method and
+    the body). The query string is appended as it came; nothing of it reaches
     ``url_for`` (which would let a client choose the scheme or the anchor).
     """
     destination = error.destination_pid
@@ -105,7 +107,8 @@ def _redirect(error: PIDRedirectedError) -> None:
     )
     if request.query_string:
         location += "?" + request.query_string.decode("latin-1")
-    abort(redirect(location, code=301))
+    code = 301 if request.method in ("GET", "HEAD") else 308
+    abort(redirect(location, code=code))
 
 
 def pass_record(f):
