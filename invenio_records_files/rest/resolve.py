@@ -30,6 +30,7 @@ from invenio_records_files.errors import (
 )
 from invenio_records_files.records.record import FilesMixin, Record
 from invenio_records_files.records.state import state_of
+from invenio_records_files.store.keys import is_storable
 
 
 def _record_class_of(resolver: Resolver, default: type) -> type:
@@ -56,6 +57,8 @@ def resolve_record(
         (once) instead of answering ``301``.
     """
     resolver = pid_value.resolver
+    if not is_storable(pid_value.value):  # NUL: no PID has it, nor can be asked
+        raise RecordFilesRESTError(404, "PID does not exist.")
     cls = _record_class_of(resolver, record_class)
 
     def load(record_id):
