@@ -8,6 +8,7 @@ from invenio_db import db
 
 from invenio_records_files import config
 from invenio_records_files.maintenance.cli import records_files
+from invenio_records_files.rest.ui import refuse_unstorable_url_values
 from invenio_records_files.store.transactions import listen
 
 
@@ -24,6 +25,7 @@ class InvenioRecordsFiles:
         self.init_config(app)
         app.extensions["invenio-records-files"] = self
         app.cli.add_command(records_files)
+        app.url_value_preprocessor(refuse_unstorable_url_values)
         listen(db.session)
 
     @staticmethod

@@ -549,3 +549,45 @@ def test_zip64_archive_of_a_huge_sparse_file(
         + huge_zeros_crc.to_bytes(4, "little")
         + HUGE.to_bytes(8, "little") * 2
     )
+
+
+@pytest.mark.parametrize("change", ["delete", "reorder", "remove-head"])
+def test_if_range_proves_nothing_but_the_current_strong_etag(
+    client, record, three_files, db, change
+):
+    if change == "remove-head":
+        head = helpers.body(upload(client, "b.txt", b"second bee\n"))["version_id"]
+    old = get_archive(client)
+    if change == "delete":
+        assert client.delete("/api/records/1/files/b.txt").status_code == 204
+    elif change == "reorder":
+        current = record.get_record(record.id)
+        current.files.sort_by("z.bin", "b.txt")
+        current.commit()
+        db.session.commit()
+    else:
+        url = f"/api/records/1/files/b.txt?versionId={head}"
+        assert client.delete(url).status_code == 204
+    current = get_archive(client)
+    assert current.data != old.data
+    assert current.headers["ETag"] != old.headers["ETag"]
+    # Within the same second, Last-Modified does not move forward.
+    for if_range in (
+        old.headers["Last-Modified"],
+        current.headers["Last-Modified"],
+        old.headers["ETag"],
+        "W/" + current.headers["ETag"],
+    ):
+        response = get_archive(client, Range="bytes=100-", **{"If-Range": if_range})
+        assert response.status_code == 200, if_range
+        assert response.data == current.data
+        assert "Content-Range" not in response.headers
+    response = get_archive(
+        client, Range="bytes=100-", **{"If-Range": current.headers["ETag"]}
+    )
+    assert response.status_code == 206
+    assert response.data == current.data[100:]
+    assert (
+        response.headers["Content-Range"]
+        == f"bytes 100-{len(current.data) - 1}/{len(current.data)}"
+    )

@@ -652,3 +652,29 @@ def test_record_deleted_meanwhile(client, record, meanwhile, db, tmp_path):
     assert response.status_code == 410
     assert ObjectVersion.query.filter_by(key="b.txt").count() == 0
     assert stored_files(tmp_path) == files
+
+
+UNSTORABLE_KEYS = ["\ud800", "a\x00b.txt", "\udfff.txt"]
+
+
+@pytest.mark.parametrize("key", UNSTORABLE_KEYS, ids=["surrogate", "nul", "low"])
+def test_rest_put_and_patch_refuse_files_keys_no_row_can_have(client, record, key):
+    upload(client, "a.txt", b"a")
+    before = stored(record.id)
+    put = client.put(
+        "/api/records/1",
+        data=json.dumps({"title": "Replaced", "_files": [{"key": key}]}),
+        headers={"Content-Type": "application/json"},
+    )
+    patch = client.patch(
+        "/api/records/1",
+        data=json.dumps([{"op": "add", "path": "/_files/-", "value": {"key": key}}]),
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    for response in (put, patch):
+        assert response.status_code == 400, response.data
+        assert "Filename" in body(response)["message"]
+    after = stored(record.id)
+    assert after["title"] == before["title"]
+    assert after["_files"] == before["_files"]
+    assert client.get("/api/records/1/files/a.txt").data == b"a"

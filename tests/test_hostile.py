@@ -126,6 +126,22 @@ def test_redirect_keeps_the_query_string_verbatim(client, redirected, query):
     assert response.headers["Location"] == f"/api/records/2/files/x?{query}"
 
 
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("put", "/api/records/1/files/x?a=1"),
+        ("post", "/api/records/1/files/big.bin?uploads&size=8&partSize=4"),
+        ("delete", "/api/records/1/files/x"),
+    ],
+)
+def test_writes_through_a_redirected_pid_get_308(client, redirected, method, url):
+    response = getattr(client, method)(url, data=b"body")
+    assert response.status_code == 308
+    assert response.headers["Location"] == url.replace("/1/", "/2/", 1)
+    assert client.head("/api/records/1/files/x").status_code == 301
+    assert client.get("/api/records/2/files/x").data == b"x"
+
+
 def test_redirect_of_the_listing(client, redirected):
     response = client.get("/api/records/1/files?versions")
     assert response.status_code == 301
@@ -269,3 +285,91 @@ def test_a_real_removal_failure_is_logged_once_with_the_uri(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert uri in errors[0].getMessage()
+
+
+# -- over a real HTTP server (PostgreSQL) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile_server(database_uri, is_postgresql, tmp_path_factory):
+    from .test_concurrency import live_server
+
+    yield from live_server(
+        database_uri, is_postgresql, tmp_path_factory.mktemp("files"), "hostile"
+    )
+
+
+@pytest.fixture
+def live(hostile_server):
+    hostile_server.errors.lines.clear()
+    yield hostile_server
+    assert not hostile_server.errors.lines, hostile_server.report()
+
+
+@pytest.mark.postgresql
+def test_requests_follows_a_write_redirect_with_its_body(live):
+    from invenio_db import db as db_
+
+    from .test_concurrency import call
+    from .test_concurrency import create_record as create_over_rest
+
+    source, _ = create_over_rest(live, "source")
+    destination, _ = create_over_rest(live, "destination")
+    with live.app.app_context():
+        PersistentIdentifier.get("recid", source).redirect(
+            PersistentIdentifier.get("recid", destination)
+        )
+        db_.session.commit()
+    response = call("PUT", live.url(f"/api/records/{source}/files/a.txt"), data=b"abc")
+    assert response.status_code == 200, response.text
+    assert [r.status_code for r in response.history] == [308]
+    assert response.json()["key"] == "a.txt"
+    got = call("GET", live.url(f"/api/records/{destination}/files/a.txt"))
+    assert got.content == b"abc"
+    response = call("DELETE", live.url(f"/api/records/{source}/files/a.txt"))
+    assert response.status_code == 204
+    assert [r.status_code for r in response.history] == [308]
+    head = call("HEAD", live.url(f"/api/records/{source}/files"), allow_redirects=False)
+    assert head.status_code == 301
+
+
+# -- 6. NUL anywhere in a URL (PostgreSQL cannot store or compare it) -----------------
+
+
+NUL_REQUESTS = [
+    ("get", "/api/records/1/files/a%00b.txt"),
+    ("head", "/api/records/1/files/a%00b.txt"),
+    ("delete", "/api/records/1/files/a%00b.txt"),
+    ("put", "/api/records/1/files/a%00b.txt"),
+    ("get", "/api/records/1/files/a%00b.txt?versions"),
+    ("get", "/api/records/%00/files"),
+    ("get", "/api/records/%00/files/a.txt"),
+    ("put", "/api/records/%00/files/a.txt"),
+    ("get", "/api/records/%00/files-archive"),
+    ("get", "/api/records/a%00b/files-archive"),
+    ("post", "/api/records/1/files?import=%00"),
+    ("post", "/api/records/1/files?import=2%00"),
+    ("get", "/api/records/1/files/data.zip?member=%00"),
+    ("get", "/api/records/1/files/data.zip?member=a%00b&download"),
+    ("get", "/api/records/1/files/data.zip?members&versionId=%00"),
+    ("get", "/api/records/1/files/data.zip?versionId=%00"),
+    ("get", "/api/records/1/files/data.zip?versions&versionId=a%00"),
+    ("get", "/records/1/files/a%00b.txt"),
+    ("get", "/records/%00/files/a.txt"),
+    ("get", "/records/1/files/a%00b.txt?download"),
+]
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize(("method", "url"), NUL_REQUESTS)
+def test_nul_in_a_url_is_never_a_500(client, record, method, url):
+    from .test_zipmembers import make_zip
+
+    upload(client, "data.zip", make_zip({"a.txt": b"a"}, directories=()))
+    response = getattr(client, method)(url, data=b"x")
+    # Files-REST's own versionId argument answers 422, as for any bad UUID.
+    files_rest_args = "versionId" in url and "members" not in url
+    allowed = (400, 404, 422) if files_rest_args else (400, 404)
+    assert response.status_code in allowed, response.data
+    assert ObjectVersion.query.count() == 1
+    assert keys(record.id) == ["data.zip"]

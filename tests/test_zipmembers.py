@@ -394,3 +394,31 @@ def test_a_plain_download_is_unchanged(client, data_zip):
     response = client.get(FILE.format(key="data.zip"))
     assert response.status_code == 200
     assert response.data == data_zip
+
+
+@pytest.mark.parametrize(
+    ("name", "filename"),
+    [
+        ("a\r\nSet-Cookie: x=1.bin", "a__Set-Cookie: x=1.bin"),
+        ("dir/line\nbreak.txt", "line_break.txt"),
+        ("bell\x07\x1f\x7f.csv", "bell___.csv"),
+        ("sep\u2028.bin", "sep_.bin"),
+        ("\r\n", "__"),
+    ],
+)
+def test_member_names_with_control_characters(client, record, name, filename):
+    upload(client, "data.zip", make_zip({name: b"payload"}, directories=()))
+    inline = member(client, name)
+    assert inline.status_code == 200, inline.data
+    assert inline.data == b"payload"
+    download = member(client, name, extra="&download")
+    assert download.status_code == 200, download.data
+    assert download.data == b"payload"
+    for response in (inline, download):
+        disposition = response.headers["Content-Disposition"]
+        assert not any(c in disposition for c in "\r\n\x00\x07\x1f\x7f\u2028")
+    assert download.headers["Content-Disposition"] == (
+        f"attachment; filename={filename}"
+        if " " not in filename
+        else f'attachment; filename="{filename}"'
+    )

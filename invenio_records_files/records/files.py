@@ -147,7 +147,7 @@ class FilesIterator:
         )
 
     def _get_object(self, key: str) -> ObjectVersion | None:
-        if not isinstance(key, str):
+        if not file_keys.is_storable(key):
             return None
         return (
             ObjectVersion.get_by_bucket(self.bucket)

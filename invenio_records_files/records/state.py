@@ -37,8 +37,13 @@ from sqlalchemy import event, inspect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from invenio_records_files.errors import RecordGoneError, UnknownFileEntryError
+from invenio_records_files.errors import (
+    InvalidFileKeyError,
+    RecordGoneError,
+    UnknownFileEntryError,
+)
 from invenio_records_files.store import entries
+from invenio_records_files.store.keys import check_key, is_storable
 from invenio_records_files.store.locks import check_writable, lock_row
 from invenio_records_files.store.models import RecordsBuckets
 from invenio_records_files.store.transactions import before_commit, current, stands
@@ -95,6 +100,19 @@ def legacy_files(record: "FilesMixin") -> list | tuple:
     """Return the ``_files`` list an older version stored in the JSON (or ``()``)."""
     listed = (record.model.json or {}).get("_files") if record.model else None
     return listed if isinstance(listed, list) and listed else _NO_FILES
+
+
+def refuse_unstorable_key(key: str) -> None:
+    """Refuse a key of ``_files`` that no row can have (NUL, a lone surrogate).
+
+    Other keys the bucket does not have are dropped; these would fail in the
+    database (``500``) before they could be looked up.
+
+    :raises invenio_records_files.errors.InvalidFileKeyError: (``400``).
+    """
+    if not is_storable(key):
+        check_key(key)  # raises with the reason
+        raise InvalidFileKeyError(key, "Filename cannot be stored.")
 
 
 def record_identity(model):
@@ -427,6 +445,8 @@ class FilesState:
             if isinstance(entry, dict) and isinstance(entry.get("key"), str):
                 listed.setdefault(entry["key"], entry)
         new_keys = [key for key in listed if key not in base]
+        for key in new_keys:
+            refuse_unstorable_key(key)
         heads = entries.heads(bucket.id, new_keys) if new_keys else {}
         added = [key for key in new_keys if key in heads]
         present = [key for key in listed if key in base or key in heads]

@@ -34,7 +34,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_range_header
+from werkzeug.http import parse_range_header, unquote_etag
 
 from invenio_records_files import settings
 from invenio_records_files.errors import ArchiveRangeError
@@ -339,11 +339,28 @@ def archive_filename(pid_value: str) -> str:
     return f"record-{re.sub(r'[^A-Za-z0-9._-]', '_', str(pid_value))}-files.zip"
 
 
+def proves_unchanged(if_range: str, etag: str) -> bool:
+    """Tell whether an ``If-Range`` value proves the archive is still ``etag``.
+
+    Only a strong ETag equal to the current one does. A date cannot: the
+    archive changes within a second (a deletion, a new order of ``_files``,
+    a removed head version) without its ``Last-Modified`` moving forward. A
+    weak ETag never allows a range (RFC 9110, 13.1.5).
+    """
+    value = if_range.strip()
+    if not (value.startswith('"') and value.endswith('"')):
+        return False
+    tag, weak = unquote_etag(value)
+    return not weak and tag == etag
+
+
 def send_archive(archive: RecordArchive, filename: str) -> Response:
     """Answer a request for ``archive``: 200, 206, 304, 412 or 416.
 
-    A single ``Range`` gets exactly those bytes (206) unless ``If-Range``
-    names another version; several ranges get the whole archive (200).
+    A single ``Range`` gets exactly those bytes (206) unless ``If-Range`` is
+    there and is not the current strong ETag (:func:`proves_unchanged`);
+    several ranges get the whole archive (200). A resumed download thus
+    never joins the bytes of two archives.
     """
     headers = Headers()
     headers["Content-Length"] = str(archive.size)
@@ -359,8 +376,14 @@ def send_archive(archive: RecordArchive, filename: str) -> Response:
 
     environ = request.environ
     ranges = parse_range_header(environ.get("HTTP_RANGE"))
-    if ranges is not None and len(ranges.ranges) > 1:
-        environ = {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
+    if_range = environ.get("HTTP_IF_RANGE")
+    if ranges is not None and (
+        len(ranges.ranges) > 1
+        or (if_range is not None and not proves_unchanged(if_range, archive.etag))
+    ):
+        environ = {
+            k: v for k, v in environ.items() if k not in ("HTTP_RANGE", "HTTP_IF_RANGE")
+        }
     try:
         response.make_conditional(
             environ, accept_ranges="bytes", complete_length=archive.size

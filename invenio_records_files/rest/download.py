@@ -15,6 +15,7 @@ bytes are always read through the storage API; a storage with a
 """
 
 import io
+import unicodedata
 
 from flask import Response, current_app, request
 from invenio_files_rest.errors import StorageError
@@ -30,6 +31,22 @@ from invenio_records_files import settings
 from invenio_records_files.store import checksums
 
 _OBJECT_STATUSES = frozenset({200, 206, 304})
+
+
+def header_filename(name: str) -> str:
+    """Make ``name`` safe for a ``Content-Disposition`` header's filename.
+
+    Control characters (CR, LF, NUL, ...), line and paragraph separators
+    and lone surrogates become ``_`` (a header cannot carry them). Nothing
+    left gives ``file``.
+
+    .. versionadded:: 5.0.0
+    """
+    cleaned = "".join(
+        "_" if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs") else char
+        for char in name
+    )
+    return cleaned.strip() or "file"
 
 
 class FileChunks:

@@ -24,6 +24,7 @@ from invenio_files_rest.views import ObjectResource
 
 from invenio_records_files import settings
 from invenio_records_files.rest.archive import chunk_size
+from invenio_records_files.rest.download import header_filename
 from invenio_records_files.rest.resolve import uuid_arg
 from invenio_records_files.rest.serializer import object_url
 from invenio_records_files.store.checksums import crc32
@@ -134,7 +135,7 @@ def send_member(obj: ObjectVersion, name: str) -> Response:
     stream = MemberStream(fp, obj.file.size, entry, chunk_size(), crc32)
     return send_stream(
         stream,
-        entry.name.rsplit("/", 1)[-1],
+        header_filename(entry.name.rsplit("/", 1)[-1]),
         entry.size,
         _timestamp(entry),
         restricted=True,

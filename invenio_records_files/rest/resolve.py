@@ -32,6 +32,7 @@ from invenio_records_files.errors import (
 )
 from invenio_records_files.records.record import FilesMixin, Record
 from invenio_records_files.records.state import state_of
+from invenio_records_files.store.keys import is_storable
 
 
 def _record_class_of(resolver: Resolver, default: type) -> type:
@@ -58,6 +59,8 @@ def resolve_record(
         (once) instead of answering ``301``.
     """
     resolver = pid_value.resolver
+    if not is_storable(pid_value.value):  # NUL: no PID has it, nor can be asked
+        raise RecordFilesRESTError(404, "PID does not exist.")
     cls = _record_class_of(resolver, record_class)
 
     def load(record_id):
@@ -93,9 +96,11 @@ def resolve_record(
 
 
 def _redirect(error: PIDRedirectedError) -> None:
-    """Answer 301 with the same files URL for the destination PID.
+    """Answer with the same files URL for the destination PID.
 
-    The query string is appended as it came; nothing of it reaches
+    ``GET`` and ``HEAD`` get ``301``; writes get ``308`` (clients turn a
+    ``301`` into a ``GET`` and drop the body; a ``308`` keeps the method and
+    the body). The query string is appended as it came; nothing of it reaches
     ``url_for`` (which would let a client choose the scheme or the anchor).
     """
     destination = error.destination_pid
@@ -107,7 +112,8 @@ def _redirect(error: PIDRedirectedError) -> None:
     )
     if request.query_string:
         location += "?" + request.query_string.decode("latin-1")
-    abort(redirect(location, code=301))
+    code = 301 if request.method in ("GET", "HEAD") else 308
+    abort(redirect(location, code=code))
 
 
 def pass_record(f):

@@ -39,6 +39,7 @@ from werkzeug.utils import import_string
 from invenio_records_files import settings
 from invenio_records_files.errors import (
     LockedBucketError,
+    MissingFileError,
     NoBucketError,
     UnknownEndpointError,
 )
@@ -58,6 +59,7 @@ from invenio_records_files.rest.serializer import json_serializer
 from invenio_records_files.services import access
 from invenio_records_files.services import files as sync
 from invenio_records_files.services.access import READ_METHODS
+from invenio_records_files.store.keys import is_storable
 from invenio_records_files.store.storage import Destination, written_file
 
 PID_CONVERTER = re.compile(r"<pid(path)?\(")
@@ -103,6 +105,13 @@ class RecordFilesResourceMixin:
         (:func:`invenio_records_files.permissions.check`).
         """
         self.pid, self.record = pid, record
+        key = kwargs.get("key")
+        if (
+            key is not None
+            and request.method not in ("PUT", "POST")  # check_key answers 400
+            and not is_storable(key)
+        ):
+            raise MissingFileError(key)  # before any query (NUL on PostgreSQL)
         bucket = state_of(record).bucket(record)
         access.authorize(
             record,

@@ -1,11 +1,36 @@
 # SPDX-License-Identifier: MIT
 """The download view of ``RECORDS_UI_ENDPOINTS`` (``file_download_ui``)."""
 
-from flask import abort, request
+from flask import abort, current_app, request
 from invenio_records.errors import MissingModelError
 
 from invenio_records_files.rest.download import send_object
 from invenio_records_files.services.access import READ, authorize
+from invenio_records_files.store.keys import is_storable
+
+
+def refuse_unstorable_url_values(endpoint: str | None, values: dict | None) -> None:
+    """Answer ``404`` when a download view's URL has a value no row can have.
+
+    Invenio-Records-UI resolves the PID before :func:`file_download_ui` is
+    called; a PID value (or a file name) with NUL would reach PostgreSQL and
+    fail there. Registered by the extension as a URL value preprocessor; it
+    looks only at the ``RECORDS_UI_ENDPOINTS`` whose view is
+    :func:`file_download_ui`.
+
+    .. versionadded:: 5.0.0
+    """
+    if not endpoint or not values or not endpoint.startswith("invenio_records_ui."):
+        return
+    options = current_app.config.get("RECORDS_UI_ENDPOINTS", {}).get(
+        endpoint.split(".", 1)[1], {}
+    )
+    view = options.get("view_imp")
+    name = view if isinstance(view, str) else getattr(view, "__name__", "")
+    if not str(name).endswith("file_download_ui"):
+        return
+    if not all(is_storable(v) for v in values.values() if isinstance(v, str)):
+        abort(404)
 
 
 def record_file_factory(pid, record, filename: str):

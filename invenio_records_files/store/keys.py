@@ -56,6 +56,22 @@ def check_key(key: Any, max_length: int | None = None) -> None:
         ) from error
 
 
+def is_storable(value: Any) -> bool:
+    """Tell whether the database can store and compare the string ``value``.
+
+    PostgreSQL refuses NUL in text and a lone surrogate cannot be encoded:
+    such a value (a key, a PID value of a URL) names nothing, and is refused
+    before any query.
+    """
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_valid_key(key: Any) -> bool:
     """Tell whether :func:`check_key` accepts ``key``."""
     try:
