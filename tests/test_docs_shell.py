@@ -239,7 +239,9 @@ def demo(tmp_path_factory):
             assert server.poll() is None, out.read_text()
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.1)
-        found = re.search(r"Example app on (\S+) \(data in (\S+)\)", out.read_text())
+        found = re.search(
+            r"Example app on (\S+) \((?:[^;)]*; )?data in (\S+)\)", out.read_text()
+        )
         url, data = found.group(1), Path(found.group(2))
         apps = tmp / "apps"
         apps.mkdir()

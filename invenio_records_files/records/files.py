@@ -512,11 +512,10 @@ class FilesIterator:
         """Update files order.
 
         Files named in ``ids`` come first, in that order; the others follow
-        in their current order.
+        in their current order. The bucket may be locked: only the record's
+        ``_files`` changes.
 
         :param ids: Keys or file ids (``file_id``) of the files.
-        The bucket may be locked: only the record's ``_files`` changes.
-
         :raises KeyError: if an id names no file of the record.
         :raises ValueError: if a file is named twice.
         :raises invenio_records_files.errors.DeletedBucketError: if the
