@@ -8,7 +8,6 @@ from invenio_db import db
 
 from invenio_records_files import config
 from invenio_records_files.maintenance.cli import records_files
-from invenio_records_files.rest.ui import refuse_unstorable_url_values
 from invenio_records_files.store.transactions import listen
 
 
@@ -25,7 +24,7 @@ class InvenioRecordsFiles:
         self.init_config(app)
         app.extensions["invenio-records-files"] = self
         app.cli.add_command(records_files)
-        app.url_value_preprocessor(refuse_unstorable_url_values)
+        app.url_value_preprocessor(_refuse_unstorable_url_values)
         listen(db.session)
 
     @staticmethod
@@ -34,3 +33,13 @@ class InvenioRecordsFiles:
         for name in dir(config):
             if name.startswith("RECORDS_FILES_"):
                 app.config.setdefault(name, deepcopy(getattr(config, name)))
+
+
+def _refuse_unstorable_url_values(endpoint: str | None, values: dict | None) -> None:
+    """See :func:`invenio_records_files.rest.ui.refuse_unstorable_url_values`.
+
+    Imported when first called: loading the extension loads no view layer.
+    """
+    from invenio_records_files.rest.ui import refuse_unstorable_url_values
+
+    refuse_unstorable_url_values(endpoint, values)

@@ -176,8 +176,11 @@ def demo_env(venv: Path, tmp: Path, **extra) -> dict:
 
 
 def setup_hash() -> str:
+    """The stamp's hash: setup.cfg, setup.py and the extras installed."""
     return hashlib.sha256(
-        (ROOT / "setup.cfg").read_bytes() + (ROOT / "setup.py").read_bytes()
+        (ROOT / "setup.cfg").read_bytes()
+        + (ROOT / "setup.py").read_bytes()
+        + b"examples\n"
     ).hexdigest()
 
 

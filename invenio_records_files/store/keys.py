@@ -14,13 +14,13 @@ Two rules live here and nowhere else:
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
-
-from invenio_files_rest.models import Bucket, ObjectVersion
-from sqlalchemy.orm import joinedload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invenio_records_files import settings
 from invenio_records_files.errors import InvalidFileKeyError
+
+if TYPE_CHECKING:
+    from invenio_files_rest.models import Bucket
 
 T = TypeVar("T")
 
@@ -126,7 +126,7 @@ def in_files_order(
     )
 
 
-def sorted_files_from_bucket(bucket: Bucket, keys: Iterable[str] | None = None):
+def sorted_files_from_bucket(bucket: "Bucket", keys: Iterable[str] | None = None):
     """Return the bucket's files in the order of ``keys`` (:func:`in_files_order`).
 
     One query loads the bucket's files (head versions that are not delete
@@ -139,6 +139,10 @@ def sorted_files_from_bucket(bucket: Bucket, keys: Iterable[str] | None = None):
     :returns: Sorted list of bucket items
         (:class:`~invenio_files_rest.models.ObjectVersion`).
     """
+    # Imported here: the extension imports this module before the models.
+    from invenio_files_rest.models import ObjectVersion
+    from sqlalchemy.orm import joinedload
+
     objects = (
         ObjectVersion.get_by_bucket(bucket)
         .options(joinedload(ObjectVersion.file))
