@@ -5,6 +5,7 @@ import gc
 import io
 import json
 import os
+import subprocess
 import uuid
 from contextlib import contextmanager
 
@@ -401,3 +402,13 @@ class RangeReader(io.RawIOBase):
         self.position += len(data)
         self.received += len(data)
         return len(data)
+
+
+def stop_process(process) -> None:
+    """Terminate a child process; kill it if it does not stop within 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from .helpers import create_app, new_database
+from .helpers import create_app, new_database, stop_process
 from .test_concurrency import (
     LiveServer,
     call,
@@ -138,12 +138,7 @@ def gunicorn(database_uri, tmp_path_factory):
             wait_until(lambda: _answers(live), 60, "gunicorn does not answer", log)
             yield live, log, files_dir, process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
             reader.dispose()
             with app.app_context():
                 db.session.remove()

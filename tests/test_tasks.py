@@ -31,7 +31,7 @@ from invenio_db import db
 from invenio_files_rest.models import FileInstance, Location, ObjectVersion
 from sqlalchemy.engine import make_url
 
-from .helpers import create_app, create_record, new_database
+from .helpers import create_app, create_record, new_database, stop_process
 
 pytestmark = pytest.mark.postgresql
 
@@ -152,12 +152,7 @@ def worker(tasks_app, tmp_path_factory):
             time.sleep(0.1)
         yield worker
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         client.close()
 
 
